@@ -1,0 +1,30 @@
+//! Errors of the bus, by what a caller can do about them.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("NATS is unreachable or timed out: {0}")]
+    Unavailable(String),
+    #[error("JetStream refused the request: {0}")]
+    JetStream(String),
+    #[error("event does not serialise: {0}")]
+    Serialise(#[from] serde_json::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl resilience::Classify for Error {
+    fn retryability(&self) -> resilience::Retryability {
+        match self {
+            Error::Unavailable(_) => resilience::Retryability::Transient,
+            Error::Database(err) => match db::classify(err) {
+                db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => {
+                    resilience::Retryability::Transient
+                }
+                db::DbErrorKind::UniqueViolation
+                | db::DbErrorKind::ConstraintViolation
+                | db::DbErrorKind::Other => resilience::Retryability::Permanent,
+            },
+            Error::JetStream(_) | Error::Serialise(_) => resilience::Retryability::Permanent,
+        }
+    }
+}

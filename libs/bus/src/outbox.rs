@@ -1,0 +1,310 @@
+//! The transactional outbox: [`enqueue`] inside the state change's transaction, and the [`Relay`]
+//! that publishes committed rows to JetStream in commit order.
+//!
+//! One relay per schema publishes at a time (a Postgres advisory lock elects it), so the events of
+//! one aggregate leave in the order they were committed. A crash between publishing and marking a
+//! row published makes the next relay publish it again; `Nats-Msg-Id` de-duplicates that within
+//! the duplicate window and consumers' inboxes beyond it.
+
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::publisher::Outgoing;
+use crate::{Bus, Envelope, Error, Event, Namespace};
+
+/// Writes an event to the outbox; it is published once the surrounding transaction commits.
+pub async fn enqueue<T: Event>(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    envelope: Envelope<T>,
+) -> Result<(), Error> {
+    let subject = envelope.subject(namespace);
+    let envelope = envelope.into_untyped()?;
+    let payload = serde_json::to_string(&envelope)?;
+    enqueue_raw(
+        conn,
+        &subject,
+        envelope.id,
+        &envelope.aggregate_id,
+        &payload,
+    )
+    .await
+}
+
+/// Writes any message (e.g. a parked dead letter) to the outbox.
+pub async fn enqueue_raw(
+    conn: &mut PgConnection,
+    subject: &str,
+    message_id: Uuid,
+    partition_key: &str,
+    payload: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, partition_key, payload) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(message_id)
+    .bind(subject)
+    .bind(partition_key)
+    .bind(payload)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Enqueues many rows in one statement (batched webhook commits).
+pub async fn enqueue_many(
+    conn: &mut PgConnection,
+    rows: &[(String, Uuid, String, String)],
+) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (mut subjects, mut ids, mut keys, mut payloads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (subject, id, key, payload) in rows {
+        subjects.push(subject.as_str());
+        ids.push(*id);
+        keys.push(key.as_str());
+        payloads.push(payload.as_str());
+    }
+    sqlx::query(
+        "INSERT INTO outbox (subject, event_id, partition_key, payload)
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[])",
+    )
+    .bind(&subjects)
+    .bind(&ids)
+    .bind(&keys)
+    .bind(&payloads)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counters exported on `/metrics`.
+#[derive(Clone, Default)]
+pub struct RelayMetrics {
+    pub published: Counter,
+    pub publish_failures: Counter,
+    pub backlog: Gauge,
+}
+
+impl RelayMetrics {
+    pub fn register(&self, metrics: &telemetry::Metrics) {
+        metrics.with_registry(|registry| {
+            registry.register(
+                "outbox_published",
+                "Outbox rows published to JetStream",
+                self.published.clone(),
+            );
+            registry.register(
+                "outbox_publish_failures",
+                "Relay batches that failed to publish (retried)",
+                self.publish_failures.clone(),
+            );
+            registry.register(
+                "outbox_backlog",
+                "Unpublished outbox rows seen by the relay",
+                self.backlog.clone(),
+            );
+        });
+    }
+}
+
+/// Publishes committed outbox rows and prunes old outbox and inbox rows.
+pub struct Relay {
+    pool: PgPool,
+    bus: Bus,
+    batch_size: i64,
+    metrics: RelayMetrics,
+    retry: resilience::RetryPolicy,
+}
+
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+impl Relay {
+    pub fn new(pool: PgPool, bus: Bus, metrics: RelayMetrics) -> Self {
+        Self {
+            pool,
+            bus,
+            batch_size: 256,
+            metrics,
+            retry: resilience::RetryPolicy::internal(),
+        }
+    }
+
+    /// Runs until `token` is cancelled; the batch in flight is finished first.
+    pub async fn run(self, token: CancellationToken) {
+        let poll = self.bus.config().relay_poll;
+        let mut last_prune = Instant::now()
+            .checked_sub(PRUNE_EVERY)
+            .unwrap_or_else(Instant::now);
+        while !token.is_cancelled() {
+            let idle = match self.lead_once(&token, &mut last_prune).await {
+                Ok(idle) => idle,
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox relay: lost its connection or leadership; retrying");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(poll.max(Duration::from_millis(200))) => {}
+                }
+            }
+        }
+    }
+
+    /// Holds the leader lock on one connection and relays until told to stop or an error occurs.
+    /// Returns true when another relay is the leader.
+    async fn lead_once(
+        &self,
+        token: &CancellationToken,
+        last_prune: &mut Instant,
+    ) -> Result<bool, Error> {
+        let mut leader = self.pool.acquire().await?;
+        let is_leader: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtext(current_schema() || '.outbox_relay'))",
+        )
+        .fetch_one(&mut *leader)
+        .await?;
+        if !is_leader {
+            return Ok(true);
+        }
+        let result = self
+            .relay_while_leader(&mut leader, token, last_prune)
+            .await;
+        // Dropping the connection would also release the lock; unlock so a peer takes over at once.
+        let _ =
+            sqlx::query("SELECT pg_advisory_unlock(hashtext(current_schema() || '.outbox_relay'))")
+                .execute(&mut *leader)
+                .await;
+        result.map(|()| false)
+    }
+
+    async fn relay_while_leader(
+        &self,
+        conn: &mut PgConnection,
+        token: &CancellationToken,
+        last_prune: &mut Instant,
+    ) -> Result<(), Error> {
+        let poll = self.bus.config().relay_poll;
+        while !token.is_cancelled() {
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                prune(conn, self.bus.config()).await?;
+                *last_prune = Instant::now();
+            }
+            let published = self.relay_batch(conn).await?;
+            if published == 0 {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes one batch of unpublished rows; returns how many were published.
+    async fn relay_batch(&self, conn: &mut PgConnection) -> Result<usize, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, event_id, subject, partition_key, payload FROM outbox
+             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *conn)
+        .await?;
+        self.metrics
+            .backlog
+            .set(i64::try_from(rows.len()).unwrap_or(i64::MAX));
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let id: Uuid = row.try_get("event_id")?;
+            let subject: String = row.try_get("subject")?;
+            let key: String = row.try_get("partition_key")?;
+            let payload: String = row.try_get("payload")?;
+            messages.push((seq, id.to_string(), subject, key, payload));
+        }
+
+        // Publish in seq order; on a failure, retry the unacknowledged tail with the shared policy.
+        let acked = std::sync::atomic::AtomicUsize::new(0);
+        let outcome = self
+            .retry
+            .retry("publish outbox batch", || async {
+                let start = acked.load(std::sync::atomic::Ordering::SeqCst);
+                let batch = messages[start..]
+                    .iter()
+                    .map(|(_, id, subject, key, payload)| Outgoing {
+                        subject,
+                        message_id: id,
+                        partition_key: key,
+                        payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+                        extra_headers: Vec::new(),
+                    })
+                    .collect();
+                let (count, error) = self.bus.publish_batch(batch).await;
+                acked.fetch_add(count, std::sync::atomic::Ordering::SeqCst);
+                match error {
+                    None => Ok(()),
+                    Some(err) => {
+                        self.metrics.publish_failures.inc();
+                        Err(err)
+                    }
+                }
+            })
+            .await;
+        let acked = acked.load(std::sync::atomic::Ordering::SeqCst);
+        if acked > 0 {
+            let seqs: Vec<i64> = messages[..acked].iter().map(|(seq, ..)| *seq).collect();
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+                .bind(&seqs)
+                .execute(&mut *conn)
+                .await?;
+            self.metrics.published.inc_by(acked as u64);
+        }
+        match outcome {
+            Ok(()) => Ok(acked),
+            Err(err) => {
+                tracing::warn!(error = %err, unpublished = messages.len() - acked, "outbox relay: publishing failed; will retry");
+                // Not an error of the leader connection: keep the lock, back off via the poll.
+                Ok(acked)
+            }
+        }
+    }
+}
+
+/// Deletes published outbox rows and inbox records past their retention.
+pub async fn prune(
+    conn: &mut PgConnection,
+    config: &crate::BusConfig,
+) -> Result<(u64, u64), Error> {
+    let outbox =
+        sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)")
+            .bind(config.outbox_retention.as_secs_f64())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    let inbox =
+        sqlx::query("DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)")
+            .bind(config.inbox_retention.as_secs_f64())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    if outbox + inbox > 0 {
+        tracing::info!(
+            outbox,
+            inbox,
+            "pruned published outbox rows and old inbox records"
+        );
+    }
+    Ok((outbox, inbox))
+}

@@ -1,0 +1,13 @@
+//! Postgres for one service: a pool bound to the service's own schema and role, its migrations,
+//! the cluster bootstrap (roles, database, schemas), and the classification of database errors.
+//!
+//! Architecture invariant: a service connects as its own role, which can use only its own schema.
+//! No service reads another's tables; they ask over gRPC or listen on the bus.
+
+pub mod bootstrap;
+mod errors;
+mod pool;
+
+pub use bootstrap::{SERVICES, ServiceDb};
+pub use errors::{DbErrorKind, classify};
+pub use pool::{DbConfig, connect, migrate};

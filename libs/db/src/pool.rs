@@ -1,0 +1,73 @@
+//! The one pool of a service, bound to its schema, and its migrations.
+
+use std::time::Duration;
+
+use settings::{Env, Secret};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::ServiceDb;
+
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub url: Secret,
+    pub schema: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl DbConfig {
+    /// `DATABASE_URL` (the service's own role), else the local development default for `service`.
+    pub fn from_env(env: &Env, service: &ServiceDb) -> Result<Self, settings::Error> {
+        let default_url = format!(
+            "postgres://{}:{}@127.0.0.1:5432/{}",
+            service.role,
+            service.dev_password(),
+            crate::bootstrap::DATABASE
+        );
+        Ok(Self {
+            url: env.secret("DATABASE_URL", &default_url)?,
+            schema: service.schema.to_string(),
+            max_connections: env.get("ORDERFLOW_DB_MAX_CONNECTIONS", 16)?,
+            acquire_timeout: env
+                .millis("ORDERFLOW_DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(5))?,
+        })
+    }
+}
+
+/// A pool whose every connection has `search_path` set to the service's schema.
+///
+/// The pool connects lazily so a service can start (and report not-ready) while Postgres is down.
+pub fn connect(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = config
+        .url
+        .expose()
+        .parse::<PgConnectOptions>()?
+        .options([("search_path", config.schema.as_str())])
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Runs the service's own migrations (in its schema, recorded in its schema's `_sqlx_migrations`).
+///
+/// Shared libraries that keep tables in every schema (the bus's outbox and inbox) have migrator
+/// versions below 1000 and services use timestamps, so both run against one history table;
+/// `ignore_missing` lets each skip the other's rows.
+pub async fn migrate(
+    pool: &PgPool,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate::Migrator {
+        migrations: migrator.migrations.clone(),
+        ignore_missing: true,
+        locking: migrator.locking,
+        no_tx: migrator.no_tx,
+    };
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
+}
