@@ -309,6 +309,9 @@ impl<H: Handler> Worker<H> {
         }
         self.handler.handle(&mut tx, envelope).await?;
         tx.commit().await?;
+        if failpoints::any_armed() {
+            failpoints::hit(&format!("bus.consumer.after_commit:{}", self.name));
+        }
         Ok(Outcome::Processed)
     }
 

@@ -24,7 +24,7 @@ pub use config::BusConfig;
 pub use consumer::{ConsumerSpec, Handler, HandlerError};
 pub use envelope::{Envelope, Event};
 pub use error::Error;
-pub use publisher::{Bus, headers as header_names};
+pub use publisher::{Bus, Outgoing, headers as header_names};
 pub use subject::Namespace;
 
 /// The bus's own tables (outbox, inbox), migrated into every service's schema.

@@ -76,22 +76,51 @@ impl Classify for tonic::Status {
 
 impl Classify for reqwest::Error {
     fn retryability(&self) -> Retryability {
-        // The status check comes first: an error built by `error_for_status` carries the server's
+        ReqwestFailure::of(self).retryability()
+    }
+}
+
+/// What went wrong in a reqwest call, as far as repeating it is concerned. A separate type so the
+/// decision is an exhaustive match (and testable: reqwest errors cannot be built outside reqwest).
+#[derive(Debug, Clone, Copy)]
+enum ReqwestFailure {
+    /// The server answered with this status (`error_for_status`).
+    Status(u16),
+    Timeout,
+    Connect,
+    /// The connection failed while sending the request or streaming a body.
+    Transport,
+    /// Builder, redirect, decode, upgrade, or a kind reqwest adds later.
+    Other,
+}
+
+impl ReqwestFailure {
+    fn of(err: &reqwest::Error) -> Self {
+        // The status comes first: an error built by `error_for_status` carries the server's
         // verdict, which is more precise than any transport symptom.
-        if let Some(status) = self.status() {
-            return http_status(status.as_u16());
+        if let Some(status) = err.status() {
+            Self::Status(status.as_u16())
+        } else if err.is_timeout() {
+            Self::Timeout
+        } else if err.is_connect() {
+            Self::Connect
+        } else if err.is_request() || err.is_body() {
+            Self::Transport
+        } else {
+            Self::Other
         }
-        if self.is_timeout() || self.is_connect() {
-            return Retryability::Transient;
+    }
+
+    fn retryability(self) -> Retryability {
+        match self {
+            Self::Status(status) => http_status(status),
+            Self::Timeout | Self::Connect => Retryability::Transient,
+            // The network failing, not the request being wrong.
+            Self::Transport => Retryability::Transient,
+            // Builder, redirect, decode and upgrade errors repeat identically, and an unknown
+            // failure is not retried by default.
+            Self::Other => Retryability::Permanent,
         }
-        // A connection dropped while sending the request or streaming a body is the network
-        // failing, not the request being wrong.
-        if self.is_request() || self.is_body() {
-            return Retryability::Transient;
-        }
-        // Builder, redirect, decode and upgrade errors repeat identically. Anything reqwest adds
-        // later is treated the same way: an unknown failure is not retried by default.
-        Retryability::Permanent
     }
 }
 
@@ -176,6 +205,23 @@ mod tests {
 
         for (code, expected) in table {
             assert_eq!(grpc_code(code), expected, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn reqwest_failure_table() {
+        let table = [
+            (ReqwestFailure::Status(503), Retryability::Transient),
+            (ReqwestFailure::Status(429), Retryability::Transient),
+            (ReqwestFailure::Status(400), Retryability::Permanent),
+            (ReqwestFailure::Status(501), Retryability::Permanent),
+            (ReqwestFailure::Timeout, Retryability::Transient),
+            (ReqwestFailure::Connect, Retryability::Transient),
+            (ReqwestFailure::Transport, Retryability::Transient),
+            (ReqwestFailure::Other, Retryability::Permanent),
+        ];
+        for (failure, expected) in table {
+            assert_eq!(failure.retryability(), expected, "{failure:?}");
         }
     }
 

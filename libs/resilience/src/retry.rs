@@ -133,10 +133,15 @@ impl RetryPolicy {
             .sleep(TokioSleeper)
             .when(should_retry)
             .adjust(move |_, delay| {
-                // backon does not cap the very first delay, so a base above the cap is clamped here.
                 delay.map(|delay| {
-                    let delay = delay.min(max_delay);
-                    if jitter { equal_jitter(delay) } else { delay }
+                    // backon does not cap the very first delay, so a base above the cap is
+                    // clamped here.
+                    let delay = whole_millis(delay.min(max_delay));
+                    if jitter {
+                        whole_millis(equal_jitter(delay))
+                    } else {
+                        delay
+                    }
                 })
             })
             .notify(|err, delay| {
@@ -152,6 +157,14 @@ impl RetryPolicy {
             })
             .await
     }
+}
+
+/// Rounds to the nearest millisecond, the unit delays are configured in. backon computes delays in
+/// `f32`, which turns 200 ms into 200.000003 ms, and tokio's millisecond timer would round that up
+/// to 201 ms.
+fn whole_millis(delay: Duration) -> Duration {
+    let millis = (delay.as_nanos() + 500_000) / 1_000_000;
+    u64::try_from(millis).map_or(delay, Duration::from_millis)
 }
 
 /// A delay drawn uniformly from `[delay / 2, delay]`: keeps at least half the intended back-off (we
@@ -280,6 +293,23 @@ mod tests {
             RetryPolicy::internal(),
         );
         assert_eq!(policy, Ok(RetryPolicy::internal()));
+    }
+
+    #[test]
+    fn whole_millis_rounds_to_nearest() {
+        let cases = [
+            (
+                Duration::from_nanos(200_000_003),
+                Duration::from_millis(200),
+            ),
+            (Duration::from_micros(199_600), Duration::from_millis(200)),
+            (Duration::from_micros(1_400), Duration::from_millis(1)),
+            (Duration::ZERO, Duration::ZERO),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(whole_millis(input), expected, "{input:?}");
+        }
+        assert_eq!(whole_millis(Duration::MAX), Duration::MAX);
     }
 
     #[test]

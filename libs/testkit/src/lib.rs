@@ -1,1 +1,199 @@
-//! testkit
+//! The test harness every integration suite uses.
+//!
+//! Tests talk to the real Postgres and NATS that `deploy/local/test.sh` brings up. Each test gets
+//! its own database (`oftest_<random>`, with the service schemas and grants the bootstrap makes)
+//! and its own bus namespace (its own streams and subjects), so tests run in parallel and leave
+//! nothing that breaks the next run; the test command drops old test databases before it starts.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub use auth::Role;
+
+/// The superuser URL (`ORDERFLOW_ADMIN_DATABASE_URL`), as the bootstrap uses it.
+pub fn admin_url() -> String {
+    std::env::var("ORDERFLOW_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+}
+
+/// A unique bus namespace (its own streams and subjects) for one test.
+pub fn namespace() -> String {
+    format!("t{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Quiet test logs unless `ORDERFLOW_TEST_LOG` is set to a filter.
+pub fn init_logs() {
+    telemetry::init_for_tests();
+}
+
+/// A development token, signed with the development secret the services use in tests.
+pub fn token(tenant_id: Option<Uuid>, role: Role) -> String {
+    auth::JwtKeys::new(auth::DEV_JWT_SECRET.as_bytes()).mint(
+        "test-user",
+        tenant_id,
+        role,
+        Duration::from_secs(3600),
+    )
+}
+
+static ROLES: OnceCell<()> = OnceCell::const_new();
+
+async fn admin_pool(database: Option<&str>) -> anyhow::Result<PgPool> {
+    let mut options: PgConnectOptions = admin_url().parse()?;
+    if let Some(database) = database {
+        options = options.database(database);
+    }
+    Ok(PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?)
+}
+
+/// A fresh database with every service schema, owned by the service roles.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> anyhow::Result<Self> {
+        init_logs();
+        let admin = admin_pool(None).await?;
+        ROLES
+            .get_or_try_init(|| async {
+                let passwords: Vec<_> = db::SERVICES
+                    .iter()
+                    .map(|s| (*s, s.dev_password()))
+                    .collect();
+                db::bootstrap::ensure_roles(&admin, &passwords).await
+            })
+            .await?;
+        let name = format!("oftest_{}", Uuid::new_v4().simple());
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await?;
+        admin.close().await;
+        let on_db = admin_pool(Some(&name)).await?;
+        db::bootstrap::ensure_schemas(&on_db, &name).await?;
+        on_db.close().await;
+        Ok(Self { name })
+    }
+
+    /// The URL a service connects with: its own role, this database.
+    pub fn service_url(&self, service: &str) -> anyhow::Result<String> {
+        let service = db::ServiceDb::lookup(service)
+            .ok_or_else(|| anyhow::anyhow!("unknown service {service}"))?;
+        let admin: PgConnectOptions = admin_url().parse()?;
+        Ok(format!(
+            "postgres://{}:{}@{}:{}/{}",
+            service.role,
+            service.dev_password(),
+            admin.get_host(),
+            admin.get_port(),
+            self.name
+        ))
+    }
+
+    /// A superuser pool on this database, for assertions across schemas.
+    pub async fn admin(&self) -> anyhow::Result<PgPool> {
+        admin_pool(Some(&self.name)).await
+    }
+}
+
+/// Waits until `condition` holds, polling; panics with `what` after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A nats-server of the test's own, for outage tests: the shared server is never stopped.
+pub struct NatsServer {
+    pub port: u16,
+    store: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl NatsServer {
+    /// Starts a JetStream server on a free port with its own store directory.
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let store =
+            std::env::temp_dir().join(format!("orderflow-nats-{}", Uuid::new_v4().simple()));
+        let mut server = Self {
+            port,
+            store,
+            child: None,
+        };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as an outage would); its store survives for [`NatsServer::resume`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store, and waits until it accepts clients.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        let child = std::process::Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("start nats-server (is it on PATH?): {e}"))?;
+        self.child = Some(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("nats-server did not start on port {}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}

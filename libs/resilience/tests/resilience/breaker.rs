@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use resilience::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker, Classify, Retryability};
+use resilience::{
+    BreakerConfig, BreakerError, BreakerState, CircuitBreaker, Classify, Retryability,
+};
 use tokio::sync::oneshot;
 
 use crate::support::{Calls, FakeError};
@@ -26,7 +28,7 @@ enum Step {
     Permanent,
 }
 
-/// Makes one call that ends as `step` says; returns whether `f` ran.
+/// Makes one call that ends as `step` says.
 async fn step(breaker: &CircuitBreaker, step: Step) -> Result<(), BreakerError<FakeError>> {
     breaker
         .call(|| async move {
@@ -60,16 +62,34 @@ async fn state_machine_table() {
     let table: &[(u32, &[Step], &[BreakerState])] = &[
         // Opens after exactly N consecutive transient failures.
         (1, &[Transient], &[Open]),
-        (3, &[Transient, Transient, Transient], &[Closed, Closed, Open]),
+        (
+            3,
+            &[Transient, Transient, Transient],
+            &[Closed, Closed, Open],
+        ),
         // Permanent errors are not an outage: they never trip the breaker...
-        (2, &[Permanent, Permanent, Permanent, Permanent], &[Closed, Closed, Closed, Closed]),
+        (
+            2,
+            &[Permanent, Permanent, Permanent, Permanent],
+            &[Closed, Closed, Closed, Closed],
+        ),
         // ...and do not hide one either: they leave the count as it was.
-        (2, &[Transient, Permanent, Transient], &[Closed, Closed, Open]),
+        (
+            2,
+            &[Transient, Permanent, Transient],
+            &[Closed, Closed, Open],
+        ),
         // A success resets the count.
-        (3, &[Transient, Transient, Ok, Transient, Transient], &[Closed; 5]),
-        (3, &[Transient, Transient, Ok, Transient, Transient, Transient], &[
-            Closed, Closed, Closed, Closed, Closed, Open,
-        ]),
+        (
+            3,
+            &[Transient, Transient, Ok, Transient, Transient],
+            &[Closed; 5],
+        ),
+        (
+            3,
+            &[Transient, Transient, Ok, Transient, Transient, Transient],
+            &[Closed, Closed, Closed, Closed, Closed, Open],
+        ),
         // Zero is treated as one rather than never opening.
         (0, &[Transient], &[Open]),
     ];
@@ -82,7 +102,11 @@ async fn state_machine_table() {
                 !matches!(result, Err(BreakerError::Open { .. })),
                 "row {row} step {i}: call was rejected"
             );
-            assert_eq!(breaker.state(), expected, "row {row} after step {i} ({s:?})");
+            assert_eq!(
+                breaker.state(),
+                expected,
+                "row {row} after step {i} ({s:?})"
+            );
         }
     }
 }
@@ -90,8 +114,14 @@ async fn state_machine_table() {
 #[tokio::test(start_paused = true)]
 async fn inner_results_pass_through() {
     let breaker = breaker("pass-through", 5);
-    assert_eq!(breaker.call(|| async { Ok::<_, FakeError>(42) }).await.ok(), Some(42));
-    match breaker.call(|| async { Err::<(), _>(FakeError::Permanent(7)) }).await {
+    assert_eq!(
+        breaker.call(|| async { Ok::<_, FakeError>(42) }).await.ok(),
+        Some(42)
+    );
+    match breaker
+        .call(|| async { Err::<(), _>(FakeError::Permanent(7)) })
+        .await
+    {
         Err(BreakerError::Inner(FakeError::Permanent(7))) => {}
         other => panic!("expected the inner error, got {other:?}"),
     }
@@ -117,11 +147,19 @@ async fn open_rejects_without_calling_f() {
             .await;
         assert_open(result, "rejects", RESET);
     }
-    assert_eq!(calls.count(), 2, "an open breaker must not reach the dependency");
+    assert_eq!(
+        calls.count(),
+        2,
+        "an open breaker must not reach the dependency"
+    );
 
     // retry_in counts down with the clock.
     tokio::time::advance(Duration::from_secs(45)).await;
-    assert_open(step(&breaker, Step::Ok).await, "rejects", Duration::from_secs(15));
+    assert_open(
+        step(&breaker, Step::Ok).await,
+        "rejects",
+        Duration::from_secs(15),
+    );
     assert_eq!(breaker.state(), BreakerState::Open);
 }
 
@@ -132,7 +170,11 @@ async fn probe_success_closes() {
     assert_eq!(breaker.state(), BreakerState::Open);
 
     tokio::time::advance(RESET - Duration::from_millis(1)).await;
-    assert_open(step(&breaker, Step::Ok).await, "probe-success", Duration::from_millis(1));
+    assert_open(
+        step(&breaker, Step::Ok).await,
+        "probe-success",
+        Duration::from_millis(1),
+    );
     // Elapsing the timeout alone does not change the state; the next call becomes the probe.
     tokio::time::advance(Duration::from_millis(1)).await;
     assert_eq!(breaker.state(), BreakerState::Open);
@@ -141,7 +183,11 @@ async fn probe_success_closes() {
         .call(|| async { Ok::<_, FakeError>(breaker.state()) })
         .await
         .ok();
-    assert_eq!(seen, Some(BreakerState::HalfOpen), "the probe runs half-open");
+    assert_eq!(
+        seen,
+        Some(BreakerState::HalfOpen),
+        "the probe runs half-open"
+    );
     assert_eq!(breaker.state(), BreakerState::Closed);
 
     // Closed again with a fresh count.
@@ -177,7 +223,11 @@ async fn probe_failure_reopens_with_fresh_timer() {
     assert_open(step(&breaker, Step::Ok).await, "probe-failure", RESET);
 
     tokio::time::advance(RESET - Duration::from_millis(1)).await;
-    assert_open(step(&breaker, Step::Ok).await, "probe-failure", Duration::from_millis(1));
+    assert_open(
+        step(&breaker, Step::Ok).await,
+        "probe-failure",
+        Duration::from_millis(1),
+    );
     tokio::time::advance(Duration::from_millis(1)).await;
     assert!(step(&breaker, Step::Ok).await.is_ok());
     assert_eq!(breaker.state(), BreakerState::Closed);
@@ -247,7 +297,7 @@ async fn cancelled_probe_reopens() {
     // A dependency that hangs: the caller's own timeout drops the probe.
     let timed_out = tokio::time::timeout(
         Duration::from_secs(5),
-        breaker.call(|| std::future::pending::<Result<(), FakeError>>()),
+        breaker.call(std::future::pending::<Result<(), FakeError>>),
     )
     .await;
     assert!(timed_out.is_err());
