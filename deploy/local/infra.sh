@@ -261,7 +261,7 @@ infra_pg_clear_stale_locks() {
     [[ -f "$file" ]] || continue
     pid="$(head -n1 "$file" 2>/dev/null | tr -d '[:space:]')"
     infra_pid_is "$pid" postgres && continue
-    infra_say "postgres: removing stale $(basename "$file") (pid ${pid:-?} is not running)"
+    infra_say "postgres: removing stale $(basename "$file") (pid ${pid:-?} is no running postgres)"
     rm -f "$file"
   done
 }

@@ -119,6 +119,9 @@ on_signal() {
 trap cleanup EXIT
 trap 'on_signal SIGINT 2' INT
 trap 'on_signal SIGTERM 15' TERM
+trap 'on_signal SIGHUP 1' HUP
+# A closed output pipe (`up.sh | tee`, then Ctrl-C) must end in cleanup, not in a silent death.
+trap '' PIPE
 
 infra_ensure
 

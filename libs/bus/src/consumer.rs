@@ -116,6 +116,9 @@ pub async fn run<H: Handler>(
     metrics: ConsumerMetrics,
     token: CancellationToken,
 ) -> Result<(), Error> {
+    if !crate::streams::ensure_all_eventually(&bus, &token).await {
+        return Ok(());
+    }
     let config = bus.config().clone();
     let stream_name = config.namespace.stream_name(spec.domain);
     let consumer_config = pull::Config {

@@ -139,6 +139,9 @@ impl Relay {
 
     /// Runs until `token` is cancelled; the batch in flight is finished first.
     pub async fn run(self, token: CancellationToken) {
+        if !crate::streams::ensure_all_eventually(&self.bus, &token).await {
+            return;
+        }
         let poll = self.bus.config().relay_poll;
         let mut last_prune = Instant::now()
             .checked_sub(PRUNE_EVERY)

@@ -59,3 +59,20 @@ pub async fn ensure_all(bus: &Bus) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Keeps trying [`ensure_all`] until it succeeds or `token` is cancelled: a service starts during a
+/// NATS outage and its relay and consumers wait here for the bus to come back.
+pub async fn ensure_all_eventually(bus: &Bus, token: &tokio_util::sync::CancellationToken) -> bool {
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match ensure_all(bus).await {
+            Ok(()) => return true,
+            Err(err) => tracing::warn!(error = %err, ?delay, "streams not ready; retrying"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
+}

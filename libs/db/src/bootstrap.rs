@@ -89,7 +89,9 @@ pub async fn ensure_roles(
                    ELSE
                      ALTER ROLE {role} LOGIN PASSWORD {password};
                    END IF;
+                   ALTER ROLE {role} SET search_path = {schema};
                  END $$",
+                schema = service.schema,
                 role = service.role,
                 role_lit = quote_literal(service.role),
                 password = quote_literal(password),
@@ -128,6 +130,8 @@ pub async fn ensure_database(admin: &PgPool, name: &str) -> Result<(), sqlx::Err
 /// In the database `on_db` is connected to: one schema per service, owned by its role, and nothing
 /// else usable by those roles (no CREATE on `public`, no access to each other's schemas).
 pub async fn ensure_schemas(on_db: &PgPool, database: &str) -> Result<(), sqlx::Error> {
+    // Advisory locks are per database: this serialises bootstraps of one database, and everything
+    // here touches only that database's catalog (role-wide settings live in `ensure_roles`).
     let mut tx = on_db.begin().await?;
     tx.execute("SELECT pg_advisory_xact_lock(7418230502)")
         .await?;
@@ -145,10 +149,6 @@ pub async fn ensure_schemas(on_db: &PgPool, database: &str) -> Result<(), sqlx::
             format!(
                 "GRANT CONNECT, TEMPORARY ON DATABASE \"{database}\" TO {}",
                 service.role
-            ),
-            format!(
-                "ALTER ROLE {} SET search_path = {}",
-                service.role, service.schema
             ),
         ];
         for sql in statements {

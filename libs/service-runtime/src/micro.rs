@@ -31,7 +31,9 @@ pub async fn register_micro_service(
             }
         }
     };
+    // `ops.<service>.status`: outside every stream's subjects, so requests are never stored.
     let mut status = service
+        .group(format!("ops.{}", identity.name))
         .endpoint("status")
         .await
         .map_err(|err| anyhow::anyhow!("add status endpoint: {err}"))?;

@@ -197,3 +197,86 @@ impl Drop for NatsServer {
         let _ = std::fs::remove_dir_all(&self.store);
     }
 }
+
+/// Everything one in-process service needs in a test: its own database and bus namespace.
+pub struct TestEnv {
+    pub db: TestDb,
+    pub namespace: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self {
+            db: TestDb::create().await.expect("test database"),
+            namespace: namespace(),
+        }
+    }
+
+    /// The shared settings for `service` in this environment (ports 0, fast timings).
+    pub fn common(&self, service: &'static str) -> service_runtime::CommonConfig {
+        let url = self.db.service_url(service).expect("known service");
+        service_runtime::CommonConfig::for_tests(service, &url, &nats_url(), &self.namespace)
+    }
+}
+
+/// An HTTP client for tests (plain HTTP to our own services and fakes).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().expect("http client")
+}
+
+/// Checks what every service must do: `/healthz`, `/readyz`, `/metrics`, `grpc.health.v1`, the
+/// NATS micro status endpoint; then a graceful stop within the shutdown deadline.
+pub async fn check_lifecycle(app: service_runtime::Application) {
+    let http = http_client();
+    let base = format!("http://{}", app.http_addr);
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(metrics.contains("outbox_published"), "{metrics}");
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("grpc connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("grpc health")
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    let token = app.token();
+    let running = tokio::spawn(app.run_until_stopped());
+    token.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "service did not stop cleanly: {stopped:?}"
+    );
+}

@@ -1,1 +1,15 @@
-//! draft
+//! Turns messages into draft orders that a person reviews, edits, approves or rejects.
+
+pub mod config;
+pub mod domain;
+pub mod inbound;
+pub mod outbound;
+pub mod startup;
+
+pub use config::Config;
+
+pub const IDENTITY: service_runtime::ServiceIdentity = service_runtime::ServiceIdentity {
+    name: "draft",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "Turns messages into draft orders that a person reviews, edits, approves or rejects",
+};

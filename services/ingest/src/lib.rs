@@ -1,1 +1,15 @@
-//! ingest
+//! Receives Meta and TikTok Shop webhooks, verifies and normalises them, publishes them durably.
+
+pub mod config;
+pub mod domain;
+pub mod inbound;
+pub mod outbound;
+pub mod startup;
+
+pub use config::Config;
+
+pub const IDENTITY: service_runtime::ServiceIdentity = service_runtime::ServiceIdentity {
+    name: "ingest",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "Receives Meta and TikTok Shop webhooks, verifies and normalises them, publishes them durably",
+};

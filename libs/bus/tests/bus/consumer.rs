@@ -98,10 +98,13 @@ async fn settled(h: &Harness, consumer: &str) -> bool {
         .get_stream(h.ns().stream_name("order"))
         .await
         .expect("stream");
-    let mut consumer = stream
+    // The consumer task may not have created the durable consumer yet.
+    let Ok(mut consumer) = stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
         .await
-        .expect("consumer");
+    else {
+        return false;
+    };
     let info = consumer.info().await.expect("info");
     info.num_pending == 0 && info.num_ack_pending == 0
 }

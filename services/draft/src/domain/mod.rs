@@ -1,0 +1,1 @@
+//! The draft domain: plain Rust, no I/O.

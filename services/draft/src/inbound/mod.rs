@@ -1,0 +1,1 @@
+//! How the world reaches the draft service: gRPC handlers, HTTP routes, bus consumers.

@@ -1,0 +1,1 @@
+//! How the draft service reaches the world: its Postgres repository, other services, third-party APIs.

@@ -1,0 +1,1 @@
+//! The ingest domain: plain Rust, no I/O.

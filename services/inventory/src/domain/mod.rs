@@ -1,0 +1,1 @@
+//! The inventory domain: plain Rust, no I/O.

@@ -1,0 +1,1 @@
+//! The notifier domain: plain Rust, no I/O.

@@ -1,0 +1,1 @@
+//! How the world reaches the notifier service: gRPC handlers, HTTP routes, bus consumers.

@@ -1,0 +1,3 @@
+//! The notifier service's integration suite: one binary, real Postgres and NATS.
+
+mod health;

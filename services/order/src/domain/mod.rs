@@ -1,0 +1,1 @@
+//! The order domain: plain Rust, no I/O.

@@ -1,0 +1,3 @@
+//! The order service's integration suite: one binary, real Postgres and NATS.
+
+mod health;

@@ -1,0 +1,1 @@
+//! The shipping domain: plain Rust, no I/O.

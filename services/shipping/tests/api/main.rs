@@ -1,0 +1,3 @@
+//! The shipping service's integration suite: one binary, real Postgres and NATS.
+
+mod health;
