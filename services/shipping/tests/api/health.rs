@@ -11,3 +11,8 @@ async fn starts_answers_health_checks_and_stops_gracefully() {
         .expect("service starts");
     testkit::check_lifecycle(app).await;
 }
+
+#[tokio::test]
+async fn the_binary_stops_cleanly_on_sigterm() {
+    testkit::check_sigterm(env!("CARGO_BIN_EXE_shipping"), "shipping").await;
+}
