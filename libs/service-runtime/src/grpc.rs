@@ -15,14 +15,15 @@ pub struct GrpcServer {
 }
 
 impl GrpcServer {
-    pub fn new() -> anyhow::Result<Self> {
+    /// `descriptor_set`: the service's own protos (`proto::<service>::FILE_DESCRIPTOR_SET`).
+    pub fn new(descriptor_set: &'static [u8]) -> anyhow::Result<Self> {
         let (health, health_service) = tonic_health::server::health_reporter();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(descriptor_set)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(descriptor_set)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         let router = tonic::transport::Server::builder()

@@ -13,7 +13,7 @@ pub async fn build<C: Into<Config>>(
     let config = config.into();
     let wiring =
         service_runtime::Wiring::start(crate::IDENTITY, &config.common, &MIGRATOR, token).await?;
-    let grpc = service_runtime::GrpcServer::new()?;
+    let grpc = service_runtime::GrpcServer::new(proto::ingest::FILE_DESCRIPTOR_SET)?;
     let readiness = wiring.default_readiness();
     wiring.serve(grpc, axum::Router::new(), readiness)
 }
