@@ -1,0 +1,1 @@
+//! Normalisation of real-format payloads (fixtures in tests/fixtures).
