@@ -220,20 +220,33 @@ def _wait_healthy(service: RunningService, deadline: float) -> bool:
     )
 
 
-def _stop(service: RunningService) -> str | None:
-    """SIGTERM, then wait; a description of what went wrong, or None for a clean exit 0."""
-    if service.process.poll() is not None:
-        return f"{service.name} had already exited with {service.process.returncode}"
-    service.process.send_signal(signal.SIGTERM)
-    try:
-        code = service.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        service.process.kill()
-        service.process.wait()
-        return f"{service.name} did not exit within {SHUTDOWN_TIMEOUT_S:.0f}s of SIGTERM"
-    if code != 0:
-        return f"{service.name} exited with {code} after SIGTERM; log:\n{service.log_tail()}"
-    return None
+def _stop_all(services: list[RunningService]) -> list[str]:
+    """SIGTERM to all at once (as an orchestrator does), then each must exit 0 within the timeout.
+
+    Returns what went wrong; a service still running at the deadline is killed.
+    """
+    problems = []
+    for service in services:
+        if service.process.poll() is None:
+            service.process.send_signal(signal.SIGTERM)
+        else:
+            problems.append(f"{service.name} had exited early with {service.process.returncode}")
+    deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+    for service in services:
+        if service.process.returncode is not None:
+            continue
+        try:
+            code = service.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+            problems.append(f"{service.name} did not exit {SHUTDOWN_TIMEOUT_S:.0f}s after SIGTERM")
+            continue
+        if code != 0:
+            problems.append(
+                f"{service.name} exited with {code} after SIGTERM; log:\n{service.log_tail()}"
+            )
+    return problems
 
 
 @pytest.fixture(scope="session")
@@ -268,7 +281,7 @@ def services(
                 service.process.wait()
         raise
     yield started
-    problems = [problem for problem in map(_stop, started.values()) if problem]
+    problems = _stop_all(list(started.values()))
     assert not problems, "\n".join(problems) + f"\n(logs in {log_dir})"
 
 
