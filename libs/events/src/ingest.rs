@@ -59,10 +59,19 @@ pub struct CatalogItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MessageContent {
-    Text { body: String },
-    CatalogOrder { catalog_id: Option<String>, note: Option<String>, items: Vec<CatalogItem> },
+    Text {
+        body: String,
+    },
+    CatalogOrder {
+        catalog_id: Option<String>,
+        note: Option<String>,
+        items: Vec<CatalogItem>,
+    },
     /// A button, list, quick reply or postback choice.
-    Interactive { reply_id: String, title: Option<String> },
+    Interactive {
+        reply_id: String,
+        title: Option<String>,
+    },
     Media {
         media_kind: String,
         media_id: Option<String>,
@@ -70,13 +79,30 @@ pub enum MessageContent {
         mime_type: Option<String>,
         caption: Option<String>,
     },
-    Location { latitude: f64, longitude: f64, name: Option<String>, address: Option<String> },
-    Contacts { contacts: serde_json::Value },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+        address: Option<String>,
+    },
+    Contacts {
+        contacts: serde_json::Value,
+    },
     /// `emoji: None` is a reaction removed.
-    Reaction { target_message_id: String, emoji: Option<String> },
-    StoryReply { story_id: Option<String>, story_url: Option<String>, text: Option<String> },
+    Reaction {
+        target_message_id: String,
+        emoji: Option<String>,
+    },
+    StoryReply {
+        story_id: Option<String>,
+        story_url: Option<String>,
+        text: Option<String>,
+    },
     /// A type orderflow does not interpret yet: published as such, never dropped.
-    Unsupported { raw_type: String, raw: serde_json::Value },
+    Unsupported {
+        raw_type: String,
+        raw: serde_json::Value,
+    },
 }
 
 /// A customer sent something.

@@ -15,7 +15,11 @@ pub enum Error {
     #[error("{0:?} is not a decimal amount")]
     NotDecimal(String),
     #[error("{amount:?} has more decimals than {currency} allows ({exponent})")]
-    TooPrecise { amount: String, currency: Currency, exponent: u32 },
+    TooPrecise {
+        amount: String,
+        currency: Currency,
+        exponent: u32,
+    },
     #[error("amount out of range")]
     Overflow,
     #[error("cannot combine {0} with {1}")]
@@ -29,10 +33,32 @@ pub struct Currency([u8; 3]);
 
 /// Currencies whose minor unit is not the cent (ISO 4217 exponents other than 2).
 const EXPONENTS: &[(&str, u32)] = &[
-    ("BIF", 0), ("CLP", 0), ("DJF", 0), ("GNF", 0), ("ISK", 0), ("JPY", 0), ("KMF", 0), ("KRW", 0),
-    ("PYG", 0), ("RWF", 0), ("UGX", 0), ("UYI", 0), ("VND", 0), ("VUV", 0), ("XAF", 0), ("XOF", 0),
-    ("XPF", 0), ("BHD", 3), ("IQD", 3), ("JOD", 3), ("KWD", 3), ("LYD", 3), ("OMR", 3), ("TND", 3),
-    ("CLF", 4), ("UYW", 4),
+    ("BIF", 0),
+    ("CLP", 0),
+    ("DJF", 0),
+    ("GNF", 0),
+    ("ISK", 0),
+    ("JPY", 0),
+    ("KMF", 0),
+    ("KRW", 0),
+    ("PYG", 0),
+    ("RWF", 0),
+    ("UGX", 0),
+    ("UYI", 0),
+    ("VND", 0),
+    ("VUV", 0),
+    ("XAF", 0),
+    ("XOF", 0),
+    ("XPF", 0),
+    ("BHD", 3),
+    ("IQD", 3),
+    ("JOD", 3),
+    ("KWD", 3),
+    ("LYD", 3),
+    ("OMR", 3),
+    ("TND", 3),
+    ("CLF", 4),
+    ("UYW", 4),
 ];
 
 impl Currency {
@@ -43,7 +69,10 @@ impl Currency {
 
     /// Digits after the decimal point in this currency's major unit.
     pub fn exponent(&self) -> u32 {
-        EXPONENTS.iter().find(|(code, _)| *code == self.code()).map_or(2, |(_, e)| *e)
+        EXPONENTS
+            .iter()
+            .find(|(code, _)| *code == self.code())
+            .map_or(2, |(_, e)| *e)
     }
 }
 
@@ -88,7 +117,10 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount_minor: i64, currency: Currency) -> Self {
-        Self { amount_minor, currency }
+        Self {
+            amount_minor,
+            currency,
+        }
     }
 
     pub fn zero(currency: Currency) -> Self {
@@ -105,13 +137,21 @@ impl Money {
         };
         let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
         let is_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !is_digits(whole) || !is_digits(fraction) || (digits.contains('.') && fraction.is_empty()) {
+        if whole.is_empty()
+            || !is_digits(whole)
+            || !is_digits(fraction)
+            || (digits.contains('.') && fraction.is_empty())
+        {
             return Err(Error::NotDecimal(text.to_string()));
         }
         // Trailing zeros beyond the exponent are harmless ("30.500" USD); other digits are not.
         let significant = fraction.trim_end_matches('0');
         if significant.len() > exponent as usize {
-            return Err(Error::TooPrecise { amount: text.to_string(), currency, exponent });
+            return Err(Error::TooPrecise {
+                amount: text.to_string(),
+                currency,
+                exponent,
+            });
         }
         let mut minor: i64 = whole.parse::<i64>().map_err(|_| Error::Overflow)?;
         for _ in 0..exponent {
@@ -119,7 +159,10 @@ impl Money {
         }
         let mut fraction_minor: i64 = 0;
         for position in 0..exponent as usize {
-            let digit = significant.as_bytes().get(position).map_or(0, |b| i64::from(b - b'0'));
+            let digit = significant
+                .as_bytes()
+                .get(position)
+                .map_or(0, |b| i64::from(b - b'0'));
             fraction_minor = fraction_minor * 10 + digit;
         }
         minor = minor.checked_add(fraction_minor).ok_or(Error::Overflow)?;
@@ -128,20 +171,39 @@ impl Money {
 
     pub fn checked_add(self, other: Money) -> Result<Money, Error> {
         self.same_currency(other)?;
-        Ok(Money::new(self.amount_minor.checked_add(other.amount_minor).ok_or(Error::Overflow)?, self.currency))
+        Ok(Money::new(
+            self.amount_minor
+                .checked_add(other.amount_minor)
+                .ok_or(Error::Overflow)?,
+            self.currency,
+        ))
     }
 
     pub fn checked_sub(self, other: Money) -> Result<Money, Error> {
         self.same_currency(other)?;
-        Ok(Money::new(self.amount_minor.checked_sub(other.amount_minor).ok_or(Error::Overflow)?, self.currency))
+        Ok(Money::new(
+            self.amount_minor
+                .checked_sub(other.amount_minor)
+                .ok_or(Error::Overflow)?,
+            self.currency,
+        ))
     }
 
     pub fn checked_mul(self, quantity: i64) -> Result<Money, Error> {
-        Ok(Money::new(self.amount_minor.checked_mul(quantity).ok_or(Error::Overflow)?, self.currency))
+        Ok(Money::new(
+            self.amount_minor
+                .checked_mul(quantity)
+                .ok_or(Error::Overflow)?,
+            self.currency,
+        ))
     }
 
     fn same_currency(&self, other: Money) -> Result<(), Error> {
-        if self.currency == other.currency { Ok(()) } else { Err(Error::CurrencyMismatch(self.currency, other.currency)) }
+        if self.currency == other.currency {
+            Ok(())
+        } else {
+            Err(Error::CurrencyMismatch(self.currency, other.currency))
+        }
     }
 }
 
@@ -155,7 +217,14 @@ impl fmt::Display for Money {
             return write!(f, "{sign}{abs} {}", self.currency);
         }
         let scale = 10u64.pow(exponent);
-        write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.currency, width = exponent as usize)
+        write!(
+            f,
+            "{sign}{}.{:0width$} {}",
+            abs / scale,
+            abs % scale,
+            self.currency,
+            width = exponent as usize
+        )
     }
 }
 
@@ -190,12 +259,21 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_exact() {
-        assert!(matches!(Money::from_major_str("30.999", cur("USD")), Err(Error::TooPrecise { .. })));
-        assert!(matches!(Money::from_major_str("1500.5", cur("JPY")), Err(Error::TooPrecise { .. })));
+        assert!(matches!(
+            Money::from_major_str("30.999", cur("USD")),
+            Err(Error::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            Money::from_major_str("1500.5", cur("JPY")),
+            Err(Error::TooPrecise { .. })
+        ));
         for bad in ["", "abc", "1e2", "1.", ".5", "1.2.3", "+1", "1,5", "NaN"] {
             assert!(Money::from_major_str(bad, cur("USD")).is_err(), "{bad:?}");
         }
-        assert_eq!(Money::from_major_str("99999999999999999999", cur("USD")), Err(Error::Overflow));
+        assert_eq!(
+            Money::from_major_str("99999999999999999999", cur("USD")),
+            Err(Error::Overflow)
+        );
     }
 
     #[test]
@@ -209,9 +287,17 @@ mod tests {
     #[test]
     fn arithmetic_checks_currency_and_overflow() {
         let usd = Money::new(100, cur("USD"));
-        assert_eq!(usd.checked_add(Money::new(50, cur("USD"))).expect("sum").amount_minor, 150);
+        assert_eq!(
+            usd.checked_add(Money::new(50, cur("USD")))
+                .expect("sum")
+                .amount_minor,
+            150
+        );
         assert!(usd.checked_add(Money::new(50, cur("EUR"))).is_err());
-        assert_eq!(Money::new(i64::MAX, cur("USD")).checked_mul(2), Err(Error::Overflow));
+        assert_eq!(
+            Money::new(i64::MAX, cur("USD")).checked_mul(2),
+            Err(Error::Overflow)
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The draft service binary: wiring only; everything lives in the library crate.
 
 fn main() -> anyhow::Result<()> {
-    service_runtime::run(draft::IDENTITY, draft::startup::build::<draft::Config>)
+    service_runtime::run(draft::IDENTITY, draft::startup::build)
 }

@@ -1,20 +1,75 @@
-//! The ingest service's settings: the shared ones, and its own.
+//! The ingest service's settings: the shared ones, the platform secrets, and its limits.
+
+use std::time::Duration;
 
 use service_runtime::{CommonConfig, ServiceConfig};
+use settings::{Env, Secret};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: CommonConfig,
+    pub meta_app_secret: Secret,
+    pub meta_verify_token: Secret,
+    pub tiktok_app_key: String,
+    pub tiktok_app_secret: Secret,
+    /// 32 bytes, base64: seals channel credentials at rest.
+    pub credentials_key: Secret,
+    /// Largest webhook body accepted (Meta sends up to 3 MB).
+    pub max_body_bytes: usize,
+    /// Parallel committers; each commits whatever webhooks are waiting in one transaction.
+    pub committers: usize,
+    pub max_batch: usize,
+    pub archive_retention: Duration,
+    pub dedupe_retention: Duration,
+    pub housekeeping_every: Duration,
 }
 
+/// Local defaults the quick start prints (never accepted with ORDERFLOW_ENV=production).
+pub const DEV_META_APP_SECRET: &str = "dev-meta-app-secret";
+pub const DEV_META_VERIFY_TOKEN: &str = "dev-verify-token";
+pub const DEV_TIKTOK_APP_KEY: &str = "dev-tiktok-app-key";
+pub const DEV_TIKTOK_APP_SECRET: &str = "dev-tiktok-app-secret";
+const DEV_CREDENTIALS_KEY: &str = "b3JkZXJmbG93LWRldi1jcmVkZW50aWFscy1rZXkhISE=";
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 impl ServiceConfig for Config {
-    fn from_env(env: &settings::Env) -> Result<Self, settings::Error> {
+    fn from_env(env: &Env) -> Result<Self, settings::Error> {
+        let dedupe_retention = env.millis("INGEST_DEDUPE_RETENTION_MS", 10 * DAY)?;
+        if dedupe_retention < 8 * DAY {
+            return Err(settings::Error::Invalid {
+                key: "INGEST_DEDUPE_RETENTION_MS".into(),
+                reason: "must be at least 8 days: platforms retry for up to a week".into(),
+            });
+        }
         Ok(Self {
             common: CommonConfig::from_env(env, "ingest")?,
+            meta_app_secret: env.secret("META_APP_SECRET", DEV_META_APP_SECRET)?,
+            meta_verify_token: env.secret("META_VERIFY_TOKEN", DEV_META_VERIFY_TOKEN)?,
+            tiktok_app_key: env.get("TIKTOK_APP_KEY", DEV_TIKTOK_APP_KEY.to_string())?,
+            tiktok_app_secret: env.secret("TIKTOK_APP_SECRET", DEV_TIKTOK_APP_SECRET)?,
+            credentials_key: env.secret("ORDERFLOW_CREDENTIALS_KEY", DEV_CREDENTIALS_KEY)?,
+            max_body_bytes: env.get("INGEST_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
+            committers: env.get("INGEST_COMMITTERS", 4)?,
+            max_batch: env.get("INGEST_MAX_BATCH", 128)?,
+            archive_retention: env.millis("INGEST_ARCHIVE_RETENTION_MS", 30 * DAY)?,
+            dedupe_retention,
+            housekeeping_every: env
+                .millis("INGEST_HOUSEKEEPING_EVERY_MS", Duration::from_secs(300))?,
         })
     }
 
     fn common(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+impl Config {
+    /// Settings for in-process tests: the development secrets and fast timings.
+    pub fn for_tests(common: CommonConfig) -> Self {
+        let env = Env::from_lookup(|_| None).expect("empty env");
+        let mut config = Self::from_env(&env).expect("defaults");
+        config.common = common;
+        config
     }
 }

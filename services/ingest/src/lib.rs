@@ -1,8 +1,10 @@
 //! Receives Meta and TikTok Shop webhooks, verifies and normalises them, publishes them durably.
 
+pub mod accept;
 pub mod config;
 pub mod domain;
 pub mod inbound;
+pub mod metrics;
 pub mod outbound;
 pub mod startup;
 

@@ -1,5 +1,5 @@
 //! The ingest service binary: wiring only; everything lives in the library crate.
 
 fn main() -> anyhow::Result<()> {
-    service_runtime::run(ingest::IDENTITY, ingest::startup::build::<ingest::Config>)
+    service_runtime::run(ingest::IDENTITY, ingest::startup::build)
 }

@@ -1,5 +1,5 @@
 //! The order service binary: wiring only; everything lives in the library crate.
 
 fn main() -> anyhow::Result<()> {
-    service_runtime::run(order::IDENTITY, order::startup::build::<order::Config>)
+    service_runtime::run(order::IDENTITY, order::startup::build)
 }

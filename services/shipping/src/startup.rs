@@ -6,11 +6,10 @@ use crate::Config;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub async fn build<C: Into<Config>>(
-    config: C,
+pub async fn build(
+    config: Config,
     token: CancellationToken,
 ) -> anyhow::Result<service_runtime::Application> {
-    let config = config.into();
     let wiring =
         service_runtime::Wiring::start(crate::IDENTITY, &config.common, &MIGRATOR, token).await?;
     let grpc = service_runtime::GrpcServer::new(proto::shipping::FILE_DESCRIPTOR_SET)?;

@@ -1,1 +1,6 @@
-//! How the ingest service reaches the world: its Postgres repository, other services, third-party APIs.
+//! How the ingest service reaches the world: its Postgres schema (channels, de-duplication,
+//! archive, outbox) and the credential sealing key.
+
+pub mod channels;
+pub mod credentials;
+pub mod webhooks;

@@ -1,3 +1,7 @@
-//! The ingest service's integration suite: one binary, real Postgres and NATS.
+//! The ingest service's integration suite: one binary, real Postgres and NATS, real-format
+//! payloads signed as the platforms sign them.
 
+mod channels;
 mod health;
+mod helpers;
+mod webhooks;
