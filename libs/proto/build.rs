@@ -14,14 +14,7 @@ fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-const SERVICES: &[&str] = &[
-    "ingest",
-    "draft",
-    "order",
-    "inventory",
-    "shipping",
-    "notifier",
-];
+const SERVICES: &[&str] = &["ingest", "draft", "order", "inventory", "shipping", "notifier"];
 
 fn add_with_dependencies(set: &prost_types::FileDescriptorSet, name: &str, out: &mut Vec<String>) {
     if out.iter().any(|n| n == name) {
@@ -51,30 +44,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // grpcio need no .proto files and see only the APIs that server really has.
     for service in SERVICES {
         let package = format!("orderflow.{service}.");
-        let own = descriptors
-            .file
-            .iter()
-            .filter(|f| f.package().starts_with(&package));
+        let own = descriptors.file.iter().filter(|f| f.package().starts_with(&package));
         let mut names: Vec<String> = Vec::new();
         for file in own {
             add_with_dependencies(&descriptors, file.name(), &mut names);
         }
         let set = prost_types::FileDescriptorSet {
-            file: descriptors
-                .file
-                .iter()
-                .filter(|f| names.iter().any(|n| n == f.name()))
-                .cloned()
-                .collect(),
+            file: descriptors.file.iter().filter(|f| names.iter().any(|n| n == f.name())).cloned().collect(),
         };
-        std::fs::write(
-            out_dir.join(format!("{service}_descriptor.bin")),
-            prost::Message::encode_to_vec(&set),
-        )?;
+        std::fs::write(out_dir.join(format!("{service}_descriptor.bin")), prost::Message::encode_to_vec(&set))?;
     }
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(descriptors)?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
     Ok(())
 }

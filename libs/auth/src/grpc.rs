@@ -16,10 +16,7 @@ impl AuthInterceptor {
         Self { keys }
     }
 
-    pub fn authenticate(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-    ) -> Result<Principal, Error> {
+    pub fn authenticate(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal, Error> {
         let header = metadata
             .get("authorization")
             .ok_or(Error::MissingToken)?
@@ -43,17 +40,12 @@ impl Interceptor for AuthInterceptor {
 
 /// The caller of a request that went through [`AuthInterceptor`].
 pub fn principal<T>(request: &Request<T>) -> Result<&Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .ok_or_else(|| Status::unauthenticated("request was not authenticated"))
+    request.extensions().get::<Principal>().ok_or_else(|| Status::unauthenticated("request was not authenticated"))
 }
 
 /// Adds a bearer token to an outgoing request (service-to-service calls).
 pub fn with_bearer<T>(mut request: Request<T>, token: &str) -> Result<Request<T>, Status> {
-    let value = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| Status::internal("token is not a valid header value"))?;
+    let value = format!("Bearer {token}").parse().map_err(|_| Status::internal("token is not a valid header value"))?;
     request.metadata_mut().insert("authorization", value);
     Ok(request)
 }
@@ -68,9 +60,7 @@ mod tests {
     fn request_with(header: Option<&str>) -> Request<()> {
         let mut request = Request::new(());
         if let Some(value) = header {
-            request
-                .metadata_mut()
-                .insert("authorization", value.parse().expect("ascii"));
+            request.metadata_mut().insert("authorization", value.parse().expect("ascii"));
         }
         request
     }
@@ -82,31 +72,13 @@ mod tests {
 
         let missing = interceptor.call(request_with(None)).unwrap_err();
         assert_eq!(missing.code(), tonic::Code::Unauthenticated);
-        let forged = JwtKeys::new(b"other").mint(
-            "x",
-            Some(Uuid::nil()),
-            Role::Admin,
-            Duration::from_secs(60),
-        );
-        let bad = interceptor
-            .call(request_with(Some(&format!("Bearer {forged}"))))
-            .unwrap_err();
+        let forged = JwtKeys::new(b"other").mint("x", Some(Uuid::nil()), Role::Admin, Duration::from_secs(60));
+        let bad = interceptor.call(request_with(Some(&format!("Bearer {forged}")))).unwrap_err();
         assert_eq!(bad.code(), tonic::Code::Unauthenticated);
 
-        let viewer = keys.mint(
-            "v",
-            Some(Uuid::nil()),
-            Role::Viewer,
-            Duration::from_secs(60),
-        );
-        let request = interceptor
-            .call(request_with(Some(&format!("Bearer {viewer}"))))
-            .expect("valid");
-        let status: Status = principal(&request)
-            .expect("principal")
-            .writer()
-            .unwrap_err()
-            .into();
+        let viewer = keys.mint("v", Some(Uuid::nil()), Role::Viewer, Duration::from_secs(60));
+        let request = interceptor.call(request_with(Some(&format!("Bearer {viewer}")))).expect("valid");
+        let status: Status = principal(&request).expect("principal").writer().unwrap_err().into();
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
     }
 }

@@ -46,9 +46,7 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn new(secret: &[u8]) -> Self {
-        Self {
-            secret: secret.to_vec(),
-        }
+        Self { secret: secret.to_vec() }
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -67,21 +65,9 @@ impl JwtKeys {
     }
 
     /// A signed token for `claims` valid for `ttl` from now.
-    pub fn mint(
-        &self,
-        sub: &str,
-        tenant_id: Option<Uuid>,
-        role: Role,
-        ttl: std::time::Duration,
-    ) -> String {
+    pub fn mint(&self, sub: &str, tenant_id: Option<Uuid>, role: Role, ttl: std::time::Duration) -> String {
         let exp = now_unix() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        self.sign(&Claims {
-            sub: sub.to_string(),
-            tenant_id,
-            role,
-            exp,
-            act: None,
-        })
+        self.sign(&Claims { sub: sub.to_string(), tenant_id, role, exp, act: None })
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
@@ -99,24 +85,17 @@ impl JwtKeys {
         if header.alg != "HS256" {
             return Err(Error::UnsupportedAlgorithm);
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| Error::Malformed("signature is not base64url"))?;
+        let signature =
+            URL_SAFE_NO_PAD.decode(signature).map_err(|_| Error::Malformed("signature is not base64url"))?;
         let mut mac = self.mac();
         mac.update(token[..header_and_payload_len(token)].as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| Error::BadSignature)?;
+        mac.verify_slice(&signature).map_err(|_| Error::BadSignature)?;
 
         let claims: Claims = decode_json(payload)?;
         if claims.exp + LEEWAY_SECONDS < now {
             return Err(Error::Expired);
         }
-        Ok(Principal {
-            subject: claims.sub,
-            tenant_id: claims.tenant_id,
-            role: claims.role,
-            on_behalf_of: claims.act,
-        })
+        Ok(Principal { subject: claims.sub, tenant_id: claims.tenant_id, role: claims.role, on_behalf_of: claims.act })
     }
 }
 
@@ -125,9 +104,7 @@ fn header_and_payload_len(token: &str) -> usize {
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, Error> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| Error::Malformed("part is not base64url"))?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| Error::Malformed("part is not base64url"))?;
     serde_json::from_slice(&bytes).map_err(|_| Error::Malformed("part is not the expected JSON"))
 }
 
@@ -142,13 +119,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn claims() -> Claims {
-        Claims {
-            sub: "alice".into(),
-            tenant_id: Some(Uuid::nil()),
-            role: Role::Agent,
-            exp: NOW + 60,
-            act: None,
-        }
+        Claims { sub: "alice".into(), tenant_id: Some(Uuid::nil()), role: Role::Agent, exp: NOW + 60, act: None }
     }
 
     #[test]
@@ -163,10 +134,7 @@ mod tests {
     #[test]
     fn wrong_secret_is_a_bad_signature() {
         let token = JwtKeys::new(b"other").sign(&claims());
-        assert_eq!(
-            JwtKeys::new(b"secret").verify_at(&token, NOW),
-            Err(Error::BadSignature)
-        );
+        assert_eq!(JwtKeys::new(b"secret").verify_at(&token, NOW), Err(Error::BadSignature));
     }
 
     #[test]
@@ -186,10 +154,7 @@ mod tests {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).expect("json"));
         let token = format!("{header}.{payload}.");
-        assert_eq!(
-            JwtKeys::new(b"secret").verify_at(&token, NOW),
-            Err(Error::UnsupportedAlgorithm)
-        );
+        assert_eq!(JwtKeys::new(b"secret").verify_at(&token, NOW), Err(Error::UnsupportedAlgorithm));
     }
 
     #[test]
@@ -197,20 +162,14 @@ mod tests {
         let keys = JwtKeys::new(b"secret");
         let token = keys.sign(&claims());
         assert!(keys.verify_at(&token, NOW + 60 + LEEWAY_SECONDS).is_ok());
-        assert_eq!(
-            keys.verify_at(&token, NOW + 61 + LEEWAY_SECONDS),
-            Err(Error::Expired)
-        );
+        assert_eq!(keys.verify_at(&token, NOW + 61 + LEEWAY_SECONDS), Err(Error::Expired));
     }
 
     #[test]
     fn garbage_is_malformed() {
         let keys = JwtKeys::new(b"secret");
         for token in ["", "abc", "a.b", "a.b.c.d", "!!.??.**"] {
-            assert!(
-                matches!(keys.verify_at(token, NOW), Err(Error::Malformed(_))),
-                "{token}"
-            );
+            assert!(matches!(keys.verify_at(token, NOW), Err(Error::Malformed(_))), "{token}");
         }
     }
 }

@@ -46,9 +46,7 @@ impl From<Error> for tonic::Status {
             | Error::UnsupportedAlgorithm
             | Error::BadSignature
             | Error::Expired => tonic::Status::unauthenticated(message),
-            Error::RoleTooWeak { .. } | Error::NoTenant => {
-                tonic::Status::permission_denied(message)
-            }
+            Error::RoleTooWeak { .. } | Error::NoTenant => tonic::Status::permission_denied(message),
         }
     }
 }

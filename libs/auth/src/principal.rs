@@ -86,10 +86,7 @@ impl Principal {
             (Some(_), None) => false,
         };
         if !allowed {
-            return Err(Error::RoleTooWeak {
-                actual: self.role,
-                needed,
-            });
+            return Err(Error::RoleTooWeak { actual: self.role, needed });
         }
         self.tenant_id.ok_or(Error::NoTenant)
     }
@@ -108,10 +105,7 @@ impl Principal {
     pub fn service(&self) -> Result<Uuid, Error> {
         match self.role {
             Role::Service => self.tenant_id.ok_or(Error::NoTenant),
-            actual => Err(Error::RoleTooWeak {
-                actual,
-                needed: "service",
-            }),
+            actual => Err(Error::RoleTooWeak { actual, needed: "service" }),
         }
     }
 
@@ -119,10 +113,7 @@ impl Principal {
     pub fn operator(&self) -> Result<(), Error> {
         match self.role {
             Role::Operator => Ok(()),
-            actual => Err(Error::RoleTooWeak {
-                actual,
-                needed: "operator",
-            }),
+            actual => Err(Error::RoleTooWeak { actual, needed: "operator" }),
         }
     }
 
@@ -140,12 +131,7 @@ mod tests {
     use super::*;
 
     fn principal(role: Role) -> Principal {
-        Principal {
-            subject: "u".into(),
-            tenant_id: Some(Uuid::nil()),
-            role,
-            on_behalf_of: None,
-        }
+        Principal { subject: "u".into(), tenant_id: Some(Uuid::nil()), role, on_behalf_of: None }
     }
 
     #[test]
@@ -165,11 +151,7 @@ mod tests {
             (Operator, Viewer, false),
         ];
         for (caller, required, allowed) in table {
-            assert_eq!(
-                principal(caller).tenant_with(required).is_ok(),
-                allowed,
-                "{caller} needing {required}"
-            );
+            assert_eq!(principal(caller).tenant_with(required).is_ok(), allowed, "{caller} needing {required}");
         }
     }
 

@@ -33,37 +33,22 @@ pub struct BusConfig {
 impl BusConfig {
     pub fn from_env(env: &Env) -> Result<Self, settings::Error> {
         let namespace: String = env.get("ORDERFLOW_BUS_NAMESPACE", "orderflow".to_string())?;
-        let namespace = Namespace::new(&namespace).map_err(|reason| settings::Error::Invalid {
-            key: "ORDERFLOW_BUS_NAMESPACE".into(),
-            reason,
-        })?;
-        let backoff_base =
-            env.millis("ORDERFLOW_BUS_REDELIVERY_BASE_MS", Duration::from_secs(1))?;
+        let namespace = Namespace::new(&namespace)
+            .map_err(|reason| settings::Error::Invalid { key: "ORDERFLOW_BUS_NAMESPACE".into(), reason })?;
+        let backoff_base = env.millis("ORDERFLOW_BUS_REDELIVERY_BASE_MS", Duration::from_secs(1))?;
         Ok(Self {
             url: env.get("NATS_URL", "nats://127.0.0.1:4222".to_string())?,
             namespace,
             replicas: env.get("ORDERFLOW_BUS_REPLICAS", 1)?,
-            max_age: env.millis(
-                "ORDERFLOW_BUS_MAX_AGE_MS",
-                Duration::from_secs(7 * 24 * 3600),
-            )?,
-            duplicate_window: env.millis(
-                "ORDERFLOW_BUS_DUPLICATE_WINDOW_MS",
-                Duration::from_secs(120),
-            )?,
+            max_age: env.millis("ORDERFLOW_BUS_MAX_AGE_MS", Duration::from_secs(7 * 24 * 3600))?,
+            duplicate_window: env.millis("ORDERFLOW_BUS_DUPLICATE_WINDOW_MS", Duration::from_secs(120))?,
             ack_wait: env.millis("ORDERFLOW_BUS_ACK_WAIT_MS", Duration::from_secs(30))?,
             max_deliver: env.get("ORDERFLOW_BUS_MAX_DELIVER", 8)?,
             redelivery_backoff: (0..6).map(|i| backoff_base * 2u32.pow(i)).collect(),
             relay_poll: env.millis("ORDERFLOW_BUS_RELAY_POLL_MS", Duration::from_millis(20))?,
-            outbox_retention: env.millis(
-                "ORDERFLOW_OUTBOX_RETENTION_MS",
-                Duration::from_secs(24 * 3600),
-            )?,
+            outbox_retention: env.millis("ORDERFLOW_OUTBOX_RETENTION_MS", Duration::from_secs(24 * 3600))?,
             // Platforms retry for up to a week; keep processed ids a little longer than that.
-            inbox_retention: env.millis(
-                "ORDERFLOW_INBOX_RETENTION_MS",
-                Duration::from_secs(8 * 24 * 3600),
-            )?,
+            inbox_retention: env.millis("ORDERFLOW_INBOX_RETENTION_MS", Duration::from_secs(8 * 24 * 3600))?,
         })
     }
 
@@ -87,10 +72,6 @@ impl BusConfig {
     /// The redelivery delay after the `delivered`-th attempt failed.
     pub fn backoff_after(&self, delivered: u32) -> Duration {
         let index = delivered.saturating_sub(1) as usize;
-        self.redelivery_backoff
-            .get(index)
-            .or(self.redelivery_backoff.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(1))
+        self.redelivery_backoff.get(index).or(self.redelivery_backoff.last()).copied().unwrap_or(Duration::from_secs(1))
     }
 }

@@ -33,12 +33,10 @@ pub enum HandlerError {
 impl From<sqlx::Error> for HandlerError {
     fn from(err: sqlx::Error) -> Self {
         match db::classify(&err) {
-            db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => {
-                HandlerError::Transient(err.to_string())
+            db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => HandlerError::Transient(err.to_string()),
+            db::DbErrorKind::UniqueViolation | db::DbErrorKind::ConstraintViolation | db::DbErrorKind::Other => {
+                HandlerError::Permanent(err.to_string())
             }
-            db::DbErrorKind::UniqueViolation
-            | db::DbErrorKind::ConstraintViolation
-            | db::DbErrorKind::Other => HandlerError::Permanent(err.to_string()),
         }
     }
 }
@@ -88,21 +86,12 @@ pub struct ConsumerMetrics {
 impl ConsumerMetrics {
     pub fn register(&self, metrics: &telemetry::Metrics) {
         metrics.with_registry(|registry| {
-            registry.register(
-                "bus_consumer_messages",
-                "Messages handled by outcome",
-                self.outcomes.clone(),
-            )
+            registry.register("bus_consumer_messages", "Messages handled by outcome", self.outcomes.clone())
         });
     }
 
     fn count(&self, consumer: &str, outcome: &'static str) {
-        self.outcomes
-            .get_or_create(&OutcomeLabels {
-                consumer: consumer.to_string(),
-                outcome,
-            })
-            .inc();
+        self.outcomes.get_or_create(&OutcomeLabels { consumer: consumer.to_string(), outcome }).inc();
     }
 }
 
@@ -243,20 +232,13 @@ impl<H: Handler> Worker<H> {
     async fn process(&self, message: async_nats::jetstream::Message) {
         let (delivered, stream_sequence) = message
             .info()
-            .map(|info| {
-                (
-                    u32::try_from(info.delivered).unwrap_or(u32::MAX),
-                    info.stream_sequence,
-                )
-            })
+            .map(|info| (u32::try_from(info.delivered).unwrap_or(u32::MAX), info.stream_sequence))
             .unwrap_or((1, 0));
         let envelope: Envelope = match serde_json::from_slice(&message.payload) {
             Ok(envelope) => envelope,
             Err(err) => {
                 let reason = format!("not an orderflow envelope: {err}");
-                return self
-                    .dead_letter(&message, &reason, delivered, stream_sequence)
-                    .await;
+                return self.dead_letter(&message, &reason, delivered, stream_sequence).await;
             }
         };
         let span = tracing::info_span!("consume", consumer = %self.name, event_type = %envelope.event_type, event_id = %envelope.id);
@@ -286,12 +268,10 @@ impl<H: Handler> Worker<H> {
             }
             Err(HandlerError::Transient(reason)) => {
                 let reason = format!("gave up after {delivered} deliveries: {reason}");
-                self.dead_letter(&message, &reason, delivered, stream_sequence)
-                    .await;
+                self.dead_letter(&message, &reason, delivered, stream_sequence).await;
             }
             Err(HandlerError::Permanent(reason)) => {
-                self.dead_letter(&message, &reason, delivered, stream_sequence)
-                    .await;
+                self.dead_letter(&message, &reason, delivered, stream_sequence).await;
             }
         }
     }
@@ -299,14 +279,12 @@ impl<H: Handler> Worker<H> {
     /// The inbox row and the effect commit together, or neither does.
     async fn apply(&self, envelope: &Envelope) -> Result<Outcome, HandlerError> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.name)
-        .bind(envelope.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let inserted = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&self.name)
+            .bind(envelope.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if inserted == 0 {
             return Ok(Outcome::Duplicate);
         }
@@ -360,11 +338,7 @@ impl<H: Handler> Worker<H> {
             }
             Err(err) => {
                 tracing::error!(error = %err, "dead-letter publish failed; the message stays pending");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(
-                        self.bus.config().backoff_after(delivered),
-                    )))
-                    .await;
+                let _ = message.ack_with(AckKind::Nak(Some(self.bus.config().backoff_after(delivered)))).await;
             }
         }
     }
@@ -372,9 +346,6 @@ impl<H: Handler> Worker<H> {
 
 fn truncate(text: &str, max: usize) -> String {
     // Header values are single lines.
-    let single_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let single_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     single_line.chars().take(max).collect()
 }

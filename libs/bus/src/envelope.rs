@@ -46,12 +46,7 @@ pub struct Envelope<T = serde_json::Value> {
 
 impl<T: Event> Envelope<T> {
     /// A new event about `aggregate_id`; `cause` links it to the event that triggered it.
-    pub fn new(
-        tenant_id: Uuid,
-        aggregate_id: impl Into<String>,
-        data: T,
-        cause: Option<&Envelope>,
-    ) -> Self {
+    pub fn new(tenant_id: Uuid, aggregate_id: impl Into<String>, data: T, cause: Option<&Envelope>) -> Self {
         let id = Uuid::now_v7();
         Self {
             id,
@@ -62,9 +57,7 @@ impl<T: Event> Envelope<T> {
             aggregate_id: aggregate_id.into(),
             causation_id: cause.map(|c| c.id),
             correlation_id: cause.map_or(id, |c| c.correlation_id),
-            trace: telemetry::propagation::current_headers()
-                .into_iter()
-                .collect(),
+            trace: telemetry::propagation::current_headers().into_iter().collect(),
             data,
         }
     }
@@ -97,12 +90,7 @@ impl Envelope {
     pub fn decode<T: Event>(&self) -> Result<T, String> {
         let expected = format!("{}.{}", T::DOMAIN, T::NAME);
         if self.event_type != expected || self.version != T::VERSION {
-            return Err(format!(
-                "expected {expected} v{}, got {} v{}",
-                T::VERSION,
-                self.event_type,
-                self.version
-            ));
+            return Err(format!("expected {expected} v{}, got {} v{}", T::VERSION, self.event_type, self.version));
         }
         serde_json::from_value(self.data.clone()).map_err(|err| format!("{expected} data: {err}"))
     }
@@ -129,9 +117,7 @@ mod tests {
 
     #[test]
     fn round_trips_as_readable_json() {
-        let envelope = Envelope::new(Uuid::nil(), "agg-1", Pinged { count: 2 }, None)
-            .into_untyped()
-            .expect("json");
+        let envelope = Envelope::new(Uuid::nil(), "agg-1", Pinged { count: 2 }, None).into_untyped().expect("json");
         let text = serde_json::to_string(&envelope).expect("json");
         assert!(text.contains(r#""type":"test.pinged""#), "{text}");
         assert!(text.contains(r#""data":{"count":2}"#), "{text}");
@@ -142,9 +128,7 @@ mod tests {
 
     #[test]
     fn causation_links_a_flow() {
-        let first = Envelope::new(Uuid::nil(), "a", Pinged { count: 1 }, None)
-            .into_untyped()
-            .expect("json");
+        let first = Envelope::new(Uuid::nil(), "a", Pinged { count: 1 }, None).into_untyped().expect("json");
         let second = Envelope::new(Uuid::nil(), "a", Pinged { count: 2 }, Some(&first));
         assert_eq!(second.causation_id, Some(first.id));
         assert_eq!(second.correlation_id, first.correlation_id);
@@ -152,9 +136,7 @@ mod tests {
 
     #[test]
     fn decode_refuses_another_type_or_version() {
-        let mut envelope = Envelope::new(Uuid::nil(), "a", Pinged { count: 1 }, None)
-            .into_untyped()
-            .expect("json");
+        let mut envelope = Envelope::new(Uuid::nil(), "a", Pinged { count: 1 }, None).into_untyped().expect("json");
         envelope.version = 2;
         assert!(envelope.decode::<Pinged>().is_err());
     }

@@ -17,12 +17,10 @@ impl resilience::Classify for Error {
         match self {
             Error::Unavailable(_) => resilience::Retryability::Transient,
             Error::Database(err) => match db::classify(err) {
-                db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => {
-                    resilience::Retryability::Transient
+                db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => resilience::Retryability::Transient,
+                db::DbErrorKind::UniqueViolation | db::DbErrorKind::ConstraintViolation | db::DbErrorKind::Other => {
+                    resilience::Retryability::Permanent
                 }
-                db::DbErrorKind::UniqueViolation
-                | db::DbErrorKind::ConstraintViolation
-                | db::DbErrorKind::Other => resilience::Retryability::Permanent,
             },
             Error::JetStream(_) | Error::Serialise(_) => resilience::Retryability::Permanent,
         }

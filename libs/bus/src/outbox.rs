@@ -26,14 +26,7 @@ pub async fn enqueue<T: Event>(
     let subject = envelope.subject(namespace);
     let envelope = envelope.into_untyped()?;
     let payload = serde_json::to_string(&envelope)?;
-    enqueue_raw(
-        conn,
-        &subject,
-        envelope.id,
-        &envelope.aggregate_id,
-        &payload,
-    )
-    .await
+    enqueue_raw(conn, &subject, envelope.id, &envelope.aggregate_id, &payload).await
 }
 
 /// Writes any message (e.g. a parked dead letter) to the outbox.
@@ -44,28 +37,22 @@ pub async fn enqueue_raw(
     partition_key: &str,
     payload: &str,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO outbox (event_id, subject, partition_key, payload) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(message_id)
-    .bind(subject)
-    .bind(partition_key)
-    .bind(payload)
-    .execute(conn)
-    .await?;
+    sqlx::query("INSERT INTO outbox (event_id, subject, partition_key, payload) VALUES ($1, $2, $3, $4)")
+        .bind(message_id)
+        .bind(subject)
+        .bind(partition_key)
+        .bind(payload)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Enqueues many rows in one statement (batched webhook commits).
-pub async fn enqueue_many(
-    conn: &mut PgConnection,
-    rows: &[(String, Uuid, String, String)],
-) -> Result<(), Error> {
+pub async fn enqueue_many(conn: &mut PgConnection, rows: &[(String, Uuid, String, String)]) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let (mut subjects, mut ids, mut keys, mut payloads) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut subjects, mut ids, mut keys, mut payloads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (subject, id, key, payload) in rows {
         subjects.push(subject.as_str());
         ids.push(*id);
@@ -96,21 +83,13 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     pub fn register(&self, metrics: &telemetry::Metrics) {
         metrics.with_registry(|registry| {
-            registry.register(
-                "outbox_published",
-                "Outbox rows published to JetStream",
-                self.published.clone(),
-            );
+            registry.register("outbox_published", "Outbox rows published to JetStream", self.published.clone());
             registry.register(
                 "outbox_publish_failures",
                 "Relay batches that failed to publish (retried)",
                 self.publish_failures.clone(),
             );
-            registry.register(
-                "outbox_backlog",
-                "Unpublished outbox rows seen by the relay",
-                self.backlog.clone(),
-            );
+            registry.register("outbox_backlog", "Unpublished outbox rows seen by the relay", self.backlog.clone());
         });
     }
 }
@@ -128,13 +107,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 impl Relay {
     pub fn new(pool: PgPool, bus: Bus, metrics: RelayMetrics) -> Self {
-        Self {
-            pool,
-            bus,
-            batch_size: 256,
-            metrics,
-            retry: resilience::RetryPolicy::internal(),
-        }
+        Self { pool, bus, batch_size: 256, metrics, retry: resilience::RetryPolicy::internal() }
     }
 
     /// Runs until `token` is cancelled; the batch in flight is finished first.
@@ -143,9 +116,7 @@ impl Relay {
             return;
         }
         let poll = self.bus.config().relay_poll;
-        let mut last_prune = Instant::now()
-            .checked_sub(PRUNE_EVERY)
-            .unwrap_or_else(Instant::now);
+        let mut last_prune = Instant::now().checked_sub(PRUNE_EVERY).unwrap_or_else(Instant::now);
         while !token.is_cancelled() {
             let idle = match self.lead_once(&token, &mut last_prune).await {
                 Ok(idle) => idle,
@@ -165,28 +136,20 @@ impl Relay {
 
     /// Holds the leader lock on one connection and relays until told to stop or an error occurs.
     /// Returns true when another relay is the leader.
-    async fn lead_once(
-        &self,
-        token: &CancellationToken,
-        last_prune: &mut Instant,
-    ) -> Result<bool, Error> {
+    async fn lead_once(&self, token: &CancellationToken, last_prune: &mut Instant) -> Result<bool, Error> {
         let mut leader = self.pool.acquire().await?;
-        let is_leader: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_lock(hashtext(current_schema() || '.outbox_relay'))",
-        )
-        .fetch_one(&mut *leader)
-        .await?;
+        let is_leader: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext(current_schema() || '.outbox_relay'))")
+                .fetch_one(&mut *leader)
+                .await?;
         if !is_leader {
             return Ok(true);
         }
-        let result = self
-            .relay_while_leader(&mut leader, token, last_prune)
-            .await;
+        let result = self.relay_while_leader(&mut leader, token, last_prune).await;
         // Dropping the connection would also release the lock; unlock so a peer takes over at once.
-        let _ =
-            sqlx::query("SELECT pg_advisory_unlock(hashtext(current_schema() || '.outbox_relay'))")
-                .execute(&mut *leader)
-                .await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext(current_schema() || '.outbox_relay'))")
+            .execute(&mut *leader)
+            .await;
         result.map(|()| false)
     }
 
@@ -222,9 +185,7 @@ impl Relay {
         .bind(self.batch_size)
         .fetch_all(&mut *conn)
         .await?;
-        self.metrics
-            .backlog
-            .set(i64::try_from(rows.len()).unwrap_or(i64::MAX));
+        self.metrics.backlog.set(i64::try_from(rows.len()).unwrap_or(i64::MAX));
         if rows.is_empty() {
             return Ok(0);
         }
@@ -286,28 +247,19 @@ impl Relay {
 }
 
 /// Deletes published outbox rows and inbox records past their retention.
-pub async fn prune(
-    conn: &mut PgConnection,
-    config: &crate::BusConfig,
-) -> Result<(u64, u64), Error> {
-    let outbox =
-        sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)")
-            .bind(config.outbox_retention.as_secs_f64())
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-    let inbox =
-        sqlx::query("DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)")
-            .bind(config.inbox_retention.as_secs_f64())
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+pub async fn prune(conn: &mut PgConnection, config: &crate::BusConfig) -> Result<(u64, u64), Error> {
+    let outbox = sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)")
+        .bind(config.outbox_retention.as_secs_f64())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let inbox = sqlx::query("DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)")
+        .bind(config.inbox_retention.as_secs_f64())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     if outbox + inbox > 0 {
-        tracing::info!(
-            outbox,
-            inbox,
-            "pruned published outbox rows and old inbox records"
-        );
+        tracing::info!(outbox, inbox, "pruned published outbox rows and old inbox records");
     }
     Ok((outbox, inbox))
 }

@@ -49,14 +49,8 @@ impl Bus {
             .connect(&config.url)
             .await
             .map_err(|err| Error::Unavailable(err.to_string()))?;
-        let jetstream = jetstream::ContextBuilder::new()
-            .timeout(Duration::from_secs(5))
-            .build(client.clone());
-        Ok(Self {
-            client,
-            jetstream,
-            config,
-        })
+        let jetstream = jetstream::ContextBuilder::new().timeout(Duration::from_secs(5)).build(client.clone());
+        Ok(Self { client, jetstream, config })
     }
 
     pub fn config(&self) -> &BusConfig {
@@ -86,15 +80,9 @@ impl Bus {
             for (name, value) in message.extra_headers {
                 headers.insert(name, value.as_str());
             }
-            let publish = PublishMessage::build()
-                .payload(message.payload)
-                .headers(headers)
-                .message_id(message.message_id);
-            match self
-                .jetstream
-                .send_publish(message.subject.to_string(), publish)
-                .await
-            {
+            let publish =
+                PublishMessage::build().payload(message.payload).headers(headers).message_id(message.message_id);
+            match self.jetstream.send_publish(message.subject.to_string(), publish).await {
                 Ok(ack) => pending.push(ack),
                 Err(err) => {
                     let error = publish_error(err.kind(), err.to_string());
@@ -114,9 +102,7 @@ impl Bus {
     }
 }
 
-async fn acknowledged(
-    pending: Vec<jetstream::context::PublishAckFuture>,
-) -> (usize, Option<Error>) {
+async fn acknowledged(pending: Vec<jetstream::context::PublishAckFuture>) -> (usize, Option<Error>) {
     let mut count = 0;
     for ack in pending {
         match ack.await {
@@ -129,9 +115,9 @@ async fn acknowledged(
 
 fn publish_error(kind: PublishErrorKind, message: String) -> Error {
     match kind {
-        PublishErrorKind::TimedOut
-        | PublishErrorKind::BrokenPipe
-        | PublishErrorKind::MaxAckPending => Error::Unavailable(message),
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::MaxAckPending => {
+            Error::Unavailable(message)
+        }
         // No stream answers until the service re-creates its streams; retrying is right.
         PublishErrorKind::StreamNotFound => Error::Unavailable(message),
         PublishErrorKind::WrongLastMessageId

@@ -5,14 +5,7 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, Stor
 use crate::{Bus, Error};
 
 /// The domains that publish events, each with its own stream.
-pub const DOMAINS: &[&str] = &[
-    "ingest",
-    "draft",
-    "order",
-    "inventory",
-    "shipping",
-    "notifier",
-];
+pub const DOMAINS: &[&str] = &["ingest", "draft", "order", "inventory", "shipping", "notifier"];
 
 fn domain_stream(bus: &Bus, domain: &str) -> Config {
     let cfg = bus.config();

@@ -20,14 +20,8 @@ impl Namespace {
     pub fn new(value: &str) -> Result<Self, String> {
         let valid = !value.is_empty()
             && value.len() <= 32
-            && value
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if valid {
-            Ok(Self(value.to_string()))
-        } else {
-            Err(format!("namespace {value:?} must be 1-32 of [a-z0-9_]"))
-        }
+            && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if valid { Ok(Self(value.to_string())) } else { Err(format!("namespace {value:?} must be 1-32 of [a-z0-9_]")) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -35,13 +29,7 @@ impl Namespace {
     }
 
     /// The subject of one event.
-    pub fn event_subject(
-        &self,
-        domain: &str,
-        version: u32,
-        event: &str,
-        tenant_id: Uuid,
-    ) -> String {
+    pub fn event_subject(&self, domain: &str, version: u32, event: &str, tenant_id: Uuid) -> String {
         format!("{}.{domain}.v{version}.{event}.{tenant_id}", self.0)
     }
 
@@ -82,10 +70,7 @@ mod tests {
             "orderflow.order.v1.created.00000000-0000-0000-0000-000000000000"
         );
         assert_eq!(ns.domain_subjects("order"), "orderflow.order.>");
-        assert_eq!(
-            ns.event_filter("ingest", 1, "message_received"),
-            "orderflow.ingest.v1.message_received.*"
-        );
+        assert_eq!(ns.event_filter("ingest", 1, "message_received"), "orderflow.ingest.v1.message_received.*");
         assert_eq!(ns.stream_name("order"), "ORDERFLOW_ORDER");
         assert_eq!(ns.dead_letter_subject("draft"), "orderflow.dlq.draft");
     }

@@ -20,10 +20,7 @@ impl ServiceDb {
 
     /// The variable holding this service's database password for the bootstrap.
     pub fn password_var(&self) -> String {
-        format!(
-            "ORDERFLOW_{}_DB_PASSWORD",
-            self.service.to_ascii_uppercase()
-        )
+        format!("ORDERFLOW_{}_DB_PASSWORD", self.service.to_ascii_uppercase())
     }
 
     pub fn lookup(service: &str) -> Option<ServiceDb> {
@@ -33,36 +30,12 @@ impl ServiceDb {
 
 /// `order` is an SQL keyword, so the order service's schema is `orders`.
 pub const SERVICES: &[ServiceDb] = &[
-    ServiceDb {
-        service: "ingest",
-        role: "orderflow_ingest",
-        schema: "ingest",
-    },
-    ServiceDb {
-        service: "draft",
-        role: "orderflow_draft",
-        schema: "draft",
-    },
-    ServiceDb {
-        service: "order",
-        role: "orderflow_order",
-        schema: "orders",
-    },
-    ServiceDb {
-        service: "inventory",
-        role: "orderflow_inventory",
-        schema: "inventory",
-    },
-    ServiceDb {
-        service: "shipping",
-        role: "orderflow_shipping",
-        schema: "shipping",
-    },
-    ServiceDb {
-        service: "notifier",
-        role: "orderflow_notifier",
-        schema: "notifier",
-    },
+    ServiceDb { service: "ingest", role: "orderflow_ingest", schema: "ingest" },
+    ServiceDb { service: "draft", role: "orderflow_draft", schema: "draft" },
+    ServiceDb { service: "order", role: "orderflow_order", schema: "orders" },
+    ServiceDb { service: "inventory", role: "orderflow_inventory", schema: "inventory" },
+    ServiceDb { service: "shipping", role: "orderflow_shipping", schema: "shipping" },
+    ServiceDb { service: "notifier", role: "orderflow_notifier", schema: "notifier" },
 ];
 
 /// The database every service lives in, one schema each.
@@ -73,10 +46,7 @@ fn quote_literal(value: &str) -> String {
 }
 
 /// Creates or updates each service's login role. Safe to run concurrently and repeatedly.
-pub async fn ensure_roles(
-    admin: &PgPool,
-    passwords: &[(ServiceDb, String)],
-) -> Result<(), sqlx::Error> {
+pub async fn ensure_roles(admin: &PgPool, passwords: &[(ServiceDb, String)]) -> Result<(), sqlx::Error> {
     // Serialise concurrent bootstraps (parallel test binaries) on a cluster-wide advisory lock.
     let mut conn = admin.acquire().await?;
     conn.execute("SELECT pg_advisory_lock(7418230501)").await?;
@@ -101,23 +71,18 @@ pub async fn ensure_roles(
         Ok::<(), sqlx::Error>(())
     }
     .await;
-    conn.execute("SELECT pg_advisory_unlock(7418230501)")
-        .await?;
+    conn.execute("SELECT pg_advisory_unlock(7418230501)").await?;
     result
 }
 
 /// Creates the database if it does not exist (admin connection to any other database).
 pub async fn ensure_database(admin: &PgPool, name: &str) -> Result<(), sqlx::Error> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(name)
-            .fetch_one(admin)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(admin)
+        .await?;
     if !exists {
-        match admin
-            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-            .await
-        {
+        match admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await {
             Ok(_) => {}
             // Another bootstrap won the race.
             Err(err) if crate::classify(&err) == crate::DbErrorKind::UniqueViolation => {}
@@ -133,23 +98,14 @@ pub async fn ensure_schemas(on_db: &PgPool, database: &str) -> Result<(), sqlx::
     // Advisory locks are per database: this serialises bootstraps of one database, and everything
     // here touches only that database's catalog (role-wide settings live in `ensure_roles`).
     let mut tx = on_db.begin().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(7418230502)")
-        .await?;
-    tx.execute(format!("REVOKE ALL ON DATABASE \"{database}\" FROM PUBLIC").as_str())
-        .await?;
-    tx.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7418230502)").await?;
+    tx.execute(format!("REVOKE ALL ON DATABASE \"{database}\" FROM PUBLIC").as_str()).await?;
+    tx.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC").await?;
     for service in SERVICES {
         let statements = [
-            format!(
-                "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}",
-                service.schema, service.role
-            ),
+            format!("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}", service.schema, service.role),
             format!("REVOKE ALL ON SCHEMA {} FROM PUBLIC", service.schema),
-            format!(
-                "GRANT CONNECT, TEMPORARY ON DATABASE \"{database}\" TO {}",
-                service.role
-            ),
+            format!("GRANT CONNECT, TEMPORARY ON DATABASE \"{database}\" TO {}", service.role),
         ];
         for sql in statements {
             tx.execute(sql.as_str()).await?;

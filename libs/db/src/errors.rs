@@ -22,15 +22,12 @@ pub fn classify(err: &sqlx::Error) -> DbErrorKind {
             Some("23503") | Some("23514") | Some("23502") => DbErrorKind::ConstraintViolation,
             Some("40001") | Some("40P01") => DbErrorKind::Conflict,
             // Class 08 (connection exception), 57P01-03 (admin shutdown, crash, cannot connect now).
-            Some(code) if code.starts_with("08") || code.starts_with("57P") => {
-                DbErrorKind::Unavailable
-            }
+            Some(code) if code.starts_with("08") || code.starts_with("57P") => DbErrorKind::Unavailable,
             _ => DbErrorKind::Other,
         },
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_) => DbErrorKind::Unavailable,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            DbErrorKind::Unavailable
+        }
         _ => DbErrorKind::Other,
     }
 }

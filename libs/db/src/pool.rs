@@ -29,8 +29,7 @@ impl DbConfig {
             url: env.secret("DATABASE_URL", &default_url)?,
             schema: service.schema.to_string(),
             max_connections: env.get("ORDERFLOW_DB_MAX_CONNECTIONS", 16)?,
-            acquire_timeout: env
-                .millis("ORDERFLOW_DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(5))?,
+            acquire_timeout: env.millis("ORDERFLOW_DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(5))?,
         })
     }
 }
@@ -58,10 +57,7 @@ pub fn connect(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
 /// Shared libraries that keep tables in every schema (the bus's outbox and inbox) have migrator
 /// versions below 1000 and services use timestamps, so both run against one history table;
 /// `ignore_missing` lets each skip the other's rows.
-pub async fn migrate(
-    pool: &PgPool,
-    migrator: &sqlx::migrate::Migrator,
-) -> Result<(), sqlx::migrate::MigrateError> {
+pub async fn migrate(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate::Migrator {
         migrations: migrator.migrations.clone(),
         ignore_missing: true,

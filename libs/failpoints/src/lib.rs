@@ -26,11 +26,7 @@ fn registry() -> &'static Mutex<HashMap<String, Action>> {
         if let Ok(spec) = std::env::var("ORDERFLOW_FAILPOINTS") {
             for item in spec.split(',').filter(|s| !s.trim().is_empty()) {
                 let (name, action) = item.split_once('=').unwrap_or((item, "exit"));
-                let action = if action.trim() == "panic" {
-                    Action::Panic
-                } else {
-                    Action::Exit
-                };
+                let action = if action.trim() == "panic" { Action::Panic } else { Action::Exit };
                 points.insert(name.trim().to_string(), action);
             }
         }
@@ -48,18 +44,12 @@ pub fn init_from_env() {
 
 /// Arms a point in this process.
 pub fn arm(name: &str, action: Action) {
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(name.to_string(), action);
+    registry().lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), action);
     ANY_ARMED.store(true, Ordering::Relaxed);
 }
 
 pub fn disarm(name: &str) {
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(name);
+    registry().lock().unwrap_or_else(|p| p.into_inner()).remove(name);
 }
 
 /// Whether any point is armed: lets hot paths skip building a point's name.
@@ -72,11 +62,7 @@ pub fn hit(name: &str) {
     if !ANY_ARMED.load(Ordering::Relaxed) {
         return;
     }
-    let action = registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(name)
-        .copied();
+    let action = registry().lock().unwrap_or_else(|p| p.into_inner()).get(name).copied();
     match action {
         None => {}
         Some(Action::Exit) => {

@@ -15,11 +15,7 @@ pub enum Error {
     #[error("{0:?} is not a decimal amount")]
     NotDecimal(String),
     #[error("{amount:?} has more decimals than {currency} allows ({exponent})")]
-    TooPrecise {
-        amount: String,
-        currency: Currency,
-        exponent: u32,
-    },
+    TooPrecise { amount: String, currency: Currency, exponent: u32 },
     #[error("amount out of range")]
     Overflow,
     #[error("cannot combine {0} with {1}")]
@@ -69,10 +65,7 @@ impl Currency {
 
     /// Digits after the decimal point in this currency's major unit.
     pub fn exponent(&self) -> u32 {
-        EXPONENTS
-            .iter()
-            .find(|(code, _)| *code == self.code())
-            .map_or(2, |(_, e)| *e)
+        EXPONENTS.iter().find(|(code, _)| *code == self.code()).map_or(2, |(_, e)| *e)
     }
 }
 
@@ -117,10 +110,7 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount_minor: i64, currency: Currency) -> Self {
-        Self {
-            amount_minor,
-            currency,
-        }
+        Self { amount_minor, currency }
     }
 
     pub fn zero(currency: Currency) -> Self {
@@ -147,11 +137,7 @@ impl Money {
         // Trailing zeros beyond the exponent are harmless ("30.500" USD); other digits are not.
         let significant = fraction.trim_end_matches('0');
         if significant.len() > exponent as usize {
-            return Err(Error::TooPrecise {
-                amount: text.to_string(),
-                currency,
-                exponent,
-            });
+            return Err(Error::TooPrecise { amount: text.to_string(), currency, exponent });
         }
         let mut minor: i64 = whole.parse::<i64>().map_err(|_| Error::Overflow)?;
         for _ in 0..exponent {
@@ -159,10 +145,7 @@ impl Money {
         }
         let mut fraction_minor: i64 = 0;
         for position in 0..exponent as usize {
-            let digit = significant
-                .as_bytes()
-                .get(position)
-                .map_or(0, |b| i64::from(b - b'0'));
+            let digit = significant.as_bytes().get(position).map_or(0, |b| i64::from(b - b'0'));
             fraction_minor = fraction_minor * 10 + digit;
         }
         minor = minor.checked_add(fraction_minor).ok_or(Error::Overflow)?;
@@ -171,31 +154,16 @@ impl Money {
 
     pub fn checked_add(self, other: Money) -> Result<Money, Error> {
         self.same_currency(other)?;
-        Ok(Money::new(
-            self.amount_minor
-                .checked_add(other.amount_minor)
-                .ok_or(Error::Overflow)?,
-            self.currency,
-        ))
+        Ok(Money::new(self.amount_minor.checked_add(other.amount_minor).ok_or(Error::Overflow)?, self.currency))
     }
 
     pub fn checked_sub(self, other: Money) -> Result<Money, Error> {
         self.same_currency(other)?;
-        Ok(Money::new(
-            self.amount_minor
-                .checked_sub(other.amount_minor)
-                .ok_or(Error::Overflow)?,
-            self.currency,
-        ))
+        Ok(Money::new(self.amount_minor.checked_sub(other.amount_minor).ok_or(Error::Overflow)?, self.currency))
     }
 
     pub fn checked_mul(self, quantity: i64) -> Result<Money, Error> {
-        Ok(Money::new(
-            self.amount_minor
-                .checked_mul(quantity)
-                .ok_or(Error::Overflow)?,
-            self.currency,
-        ))
+        Ok(Money::new(self.amount_minor.checked_mul(quantity).ok_or(Error::Overflow)?, self.currency))
     }
 
     fn same_currency(&self, other: Money) -> Result<(), Error> {
@@ -217,14 +185,7 @@ impl fmt::Display for Money {
             return write!(f, "{sign}{abs} {}", self.currency);
         }
         let scale = 10u64.pow(exponent);
-        write!(
-            f,
-            "{sign}{}.{:0width$} {}",
-            abs / scale,
-            abs % scale,
-            self.currency,
-            width = exponent as usize
-        )
+        write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.currency, width = exponent as usize)
     }
 }
 
@@ -259,21 +220,12 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_exact() {
-        assert!(matches!(
-            Money::from_major_str("30.999", cur("USD")),
-            Err(Error::TooPrecise { .. })
-        ));
-        assert!(matches!(
-            Money::from_major_str("1500.5", cur("JPY")),
-            Err(Error::TooPrecise { .. })
-        ));
+        assert!(matches!(Money::from_major_str("30.999", cur("USD")), Err(Error::TooPrecise { .. })));
+        assert!(matches!(Money::from_major_str("1500.5", cur("JPY")), Err(Error::TooPrecise { .. })));
         for bad in ["", "abc", "1e2", "1.", ".5", "1.2.3", "+1", "1,5", "NaN"] {
             assert!(Money::from_major_str(bad, cur("USD")).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            Money::from_major_str("99999999999999999999", cur("USD")),
-            Err(Error::Overflow)
-        );
+        assert_eq!(Money::from_major_str("99999999999999999999", cur("USD")), Err(Error::Overflow));
     }
 
     #[test]
@@ -287,17 +239,9 @@ mod tests {
     #[test]
     fn arithmetic_checks_currency_and_overflow() {
         let usd = Money::new(100, cur("USD"));
-        assert_eq!(
-            usd.checked_add(Money::new(50, cur("USD")))
-                .expect("sum")
-                .amount_minor,
-            150
-        );
+        assert_eq!(usd.checked_add(Money::new(50, cur("USD"))).expect("sum").amount_minor, 150);
         assert!(usd.checked_add(Money::new(50, cur("EUR"))).is_err());
-        assert_eq!(
-            Money::new(i64::MAX, cur("USD")).checked_mul(2),
-            Err(Error::Overflow)
-        );
+        assert_eq!(Money::new(i64::MAX, cur("USD")).checked_mul(2), Err(Error::Overflow));
     }
 
     #[test]

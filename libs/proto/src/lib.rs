@@ -5,8 +5,7 @@ macro_rules! service_package {
     ($name:ident, $package:literal, $descriptor:literal) => {
         pub mod $name {
             /// This service's protos and their imports, for gRPC reflection.
-            pub const FILE_DESCRIPTOR_SET: &[u8] =
-                include_bytes!(concat!(env!("OUT_DIR"), "/", $descriptor));
+            pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/", $descriptor));
             pub mod v1 {
                 tonic::include_proto!($package);
             }
@@ -18,22 +17,17 @@ service_package!(ingest, "orderflow.ingest.v1", "ingest_descriptor.bin");
 
 /// Services whose gRPC API is not written yet serve health and reflection only.
 pub mod draft {
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/draft_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/draft_descriptor.bin"));
 }
 pub mod order {
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/order_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/order_descriptor.bin"));
 }
 pub mod inventory {
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/inventory_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inventory_descriptor.bin"));
 }
 pub mod shipping {
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/shipping_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shipping_descriptor.bin"));
 }
 pub mod notifier {
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/notifier_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/notifier_descriptor.bin"));
 }

@@ -32,10 +32,7 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     /// The product default: open after 10 consecutive failures, probe again after 60 s.
     fn default() -> Self {
-        Self {
-            failure_threshold: 10,
-            reset_timeout: Duration::from_secs(60),
-        }
+        Self { failure_threshold: 10, reset_timeout: Duration::from_secs(60) }
     }
 }
 
@@ -184,12 +181,7 @@ impl CircuitBreaker {
             inner: Arc::new(Inner {
                 dependency: dependency.to_string(),
                 config,
-                shared: Mutex::new(Shared {
-                    phase: Phase::Closed {
-                        consecutive_failures: 0,
-                    },
-                    generation: 0,
-                }),
+                shared: Mutex::new(Shared { phase: Phase::Closed { consecutive_failures: 0 }, generation: 0 }),
                 metrics,
             }),
         }
@@ -223,10 +215,7 @@ impl CircuitBreaker {
     {
         let permit = self.inner.admit().map_err(|retry_in| {
             self.inner.metrics.record_rejection();
-            BreakerError::Open {
-                dependency: self.inner.dependency.clone(),
-                retry_in,
-            }
+            BreakerError::Open { dependency: self.inner.dependency.clone(), retry_in }
         })?;
         let result = f().await;
         permit.settle(match &result {
@@ -281,12 +270,7 @@ impl Inner {
         if let Some(transition) = transition {
             self.announce(&transition);
         }
-        Ok(Permit {
-            inner: self,
-            generation,
-            probe,
-            settled: false,
-        })
+        Ok(Permit { inner: self, generation, probe, settled: false })
     }
 
     fn record(&self, generation: u64, outcome: Outcome) {
@@ -295,29 +279,19 @@ impl Inner {
             return;
         }
         let next = match (&mut shared.phase, outcome) {
-            (
-                Phase::Closed {
-                    consecutive_failures,
-                },
-                Outcome::Succeeded,
-            ) => {
+            (Phase::Closed { consecutive_failures }, Outcome::Succeeded) => {
                 *consecutive_failures = 0;
                 None
             }
             // Neither an outage nor proof that an ongoing one is over for the other callers.
             (Phase::Closed { .. }, Outcome::Answered) => None,
-            (
-                Phase::Closed {
-                    consecutive_failures,
-                },
-                Outcome::Failed,
-            ) => {
+            (Phase::Closed { consecutive_failures }, Outcome::Failed) => {
                 *consecutive_failures = consecutive_failures.saturating_add(1);
                 (*consecutive_failures >= self.config.failure_threshold.max(1)).then(|| self.open())
             }
-            (Phase::HalfOpen, Outcome::Succeeded | Outcome::Answered) => Some(Phase::Closed {
-                consecutive_failures: 0,
-            }),
+            (Phase::HalfOpen, Outcome::Succeeded | Outcome::Answered) => {
+                Some(Phase::Closed { consecutive_failures: 0 })
+            }
             (Phase::HalfOpen, Outcome::Failed) => Some(self.open()),
             // Opening bumps the generation, so no admitted call can report into an open breaker.
             (Phase::Open { .. }, _) => None,
@@ -330,9 +304,7 @@ impl Inner {
     }
 
     fn open(&self) -> Phase {
-        Phase::Open {
-            until: Instant::now() + self.config.reset_timeout,
-        }
+        Phase::Open { until: Instant::now() + self.config.reset_timeout }
     }
 
     /// Changes phase under the lock; the gauge is set here too so it can never lag behind a later
@@ -348,18 +320,13 @@ impl Inner {
 
     /// Logs outside the lock, so a slow log sink never blocks callers of the dependency.
     fn announce(&self, transition: &Transition) {
-        let (dependency, from, to) = (
-            self.dependency.as_str(),
-            transition.from.as_str(),
-            transition.to.as_str(),
-        );
+        let (dependency, from, to) = (self.dependency.as_str(), transition.from.as_str(), transition.to.as_str());
         match transition.to {
             BreakerState::Open => tracing::warn!(
                 dependency,
                 from,
                 to,
-                reset_timeout_ms =
-                    u64::try_from(self.config.reset_timeout.as_millis()).unwrap_or(u64::MAX),
+                reset_timeout_ms = u64::try_from(self.config.reset_timeout.as_millis()).unwrap_or(u64::MAX),
                 "circuit breaker opened"
             ),
             BreakerState::HalfOpen => {
@@ -401,10 +368,8 @@ mod tests {
     use super::*;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let vars: HashMap<String, OsString> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), OsString::from(*v)))
-            .collect();
+        let vars: HashMap<String, OsString> =
+            vars.iter().map(|(k, v)| ((*k).to_string(), OsString::from(*v))).collect();
         move |key| vars.get(key).cloned()
     }
 
@@ -412,10 +377,7 @@ mod tests {
     fn default_is_the_product_spec() {
         assert_eq!(
             BreakerConfig::default(),
-            BreakerConfig {
-                failure_threshold: 10,
-                reset_timeout: Duration::from_secs(60),
-            }
+            BreakerConfig { failure_threshold: 10, reset_timeout: Duration::from_secs(60) }
         );
     }
 
@@ -423,22 +385,10 @@ mod tests {
     fn from_lookup_overrides_what_is_set() {
         let cases: &[(&[(&str, &str)], BreakerConfig)] = &[
             (&[], BreakerConfig::default()),
+            (&[("NATS_BREAKER_FAILURES", "2")], BreakerConfig { failure_threshold: 2, ..BreakerConfig::default() }),
             (
-                &[("NATS_BREAKER_FAILURES", "2")],
-                BreakerConfig {
-                    failure_threshold: 2,
-                    ..BreakerConfig::default()
-                },
-            ),
-            (
-                &[
-                    ("NATS_BREAKER_FAILURES", "3"),
-                    ("NATS_BREAKER_RESET_MS", "5"),
-                ],
-                BreakerConfig {
-                    failure_threshold: 3,
-                    reset_timeout: Duration::from_millis(5),
-                },
+                &[("NATS_BREAKER_FAILURES", "3"), ("NATS_BREAKER_RESET_MS", "5")],
+                BreakerConfig { failure_threshold: 3, reset_timeout: Duration::from_millis(5) },
             ),
         ];
         for (vars, expected) in cases {
@@ -456,11 +406,7 @@ mod tests {
             ("NATS_BREAKER_RESET_MS", "-1"),
         ];
         for &(var, value) in cases {
-            let config = BreakerConfig::from_lookup(
-                "NATS",
-                BreakerConfig::default(),
-                lookup(&[(var, value)]),
-            );
+            let config = BreakerConfig::from_lookup("NATS", BreakerConfig::default(), lookup(&[(var, value)]));
             assert_eq!(
                 config,
                 Err(env::Error::Invalid {
@@ -477,10 +423,7 @@ mod tests {
 
     #[test]
     fn from_env_falls_back_to_default_when_unset() {
-        let config = BreakerConfig::from_env(
-            "RESILIENCE_TEST_SURELY_UNSET_PREFIX",
-            BreakerConfig::default(),
-        );
+        let config = BreakerConfig::from_env("RESILIENCE_TEST_SURELY_UNSET_PREFIX", BreakerConfig::default());
         assert_eq!(config, Ok(BreakerConfig::default()));
     }
 }

@@ -44,9 +44,7 @@ pub fn grpc_code(code: tonic::Code) -> Retryability {
     use tonic::Code;
     match code {
         // The server never started the work, or asked us to back off.
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
-            Retryability::Transient
-        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => Retryability::Transient,
         // Our APIs return ABORTED for optimistic-concurrency conflicts: the caller must re-read
         // the entity and decide again, so blindly repeating the same write is wrong.
         Code::Aborted => Retryability::Permanent,
@@ -227,17 +225,8 @@ mod tests {
 
     #[test]
     fn tonic_status_uses_its_code() {
-        assert_eq!(
-            tonic::Status::unavailable("connection refused").retryability(),
-            Retryability::Transient
-        );
-        assert_eq!(
-            tonic::Status::aborted("version conflict").retryability(),
-            Retryability::Permanent
-        );
-        assert_eq!(
-            tonic::Status::invalid_argument("bad sku").retryability(),
-            Retryability::Permanent
-        );
+        assert_eq!(tonic::Status::unavailable("connection refused").retryability(), Retryability::Transient);
+        assert_eq!(tonic::Status::aborted("version conflict").retryability(), Retryability::Permanent);
+        assert_eq!(tonic::Status::invalid_argument("bad sku").retryability(), Retryability::Permanent);
     }
 }

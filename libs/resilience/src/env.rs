@@ -10,11 +10,7 @@ pub enum Error {
     #[error("{var} is not valid UTF-8")]
     NotUnicode { var: String },
     #[error("{var}={value:?} is invalid: expected {expected}")]
-    Invalid {
-        var: String,
-        value: String,
-        expected: &'static str,
-    },
+    Invalid { var: String, value: String, expected: &'static str },
     #[error("retry base delay {base:?} exceeds max delay {max:?}")]
     BaseDelayAboveMax { base: Duration, max: Duration },
 }
@@ -25,10 +21,7 @@ pub(crate) fn process(var: &str) -> Option<OsString> {
 }
 
 /// A count of at least one (attempts, failures): zero would disable the mechanism silently.
-pub(crate) fn count(
-    lookup: &impl Fn(&str) -> Option<OsString>,
-    var: &str,
-) -> Result<Option<u32>, Error> {
+pub(crate) fn count(lookup: &impl Fn(&str) -> Option<OsString>, var: &str) -> Result<Option<u32>, Error> {
     const EXPECTED: &str = "a whole number of at least 1";
     let Some(value) = text(lookup, var)? else {
         return Ok(None);
@@ -40,10 +33,7 @@ pub(crate) fn count(
 }
 
 /// A duration given in whole milliseconds.
-pub(crate) fn millis(
-    lookup: &impl Fn(&str) -> Option<OsString>,
-    var: &str,
-) -> Result<Option<Duration>, Error> {
+pub(crate) fn millis(lookup: &impl Fn(&str) -> Option<OsString>, var: &str) -> Result<Option<Duration>, Error> {
     const EXPECTED: &str = "a whole number of milliseconds";
     let Some(value) = text(lookup, var)? else {
         return Ok(None);
@@ -57,16 +47,10 @@ pub(crate) fn millis(
 fn text(lookup: &impl Fn(&str) -> Option<OsString>, var: &str) -> Result<Option<String>, Error> {
     match lookup(var) {
         None => Ok(None),
-        Some(raw) => raw.into_string().map(Some).map_err(|_| Error::NotUnicode {
-            var: var.to_string(),
-        }),
+        Some(raw) => raw.into_string().map(Some).map_err(|_| Error::NotUnicode { var: var.to_string() }),
     }
 }
 
 fn invalid(var: &str, value: String, expected: &'static str) -> Error {
-    Error::Invalid {
-        var: var.to_string(),
-        value,
-        expected,
-    }
+    Error::Invalid { var: var.to_string(), value, expected }
 }

@@ -79,10 +79,7 @@ impl RetryPolicy {
         };
         // A base above the cap is almost certainly a typo in one of the two variables.
         if policy.base_delay > policy.max_delay {
-            return Err(env::Error::BaseDelayAboveMax {
-                base: policy.base_delay,
-                max: policy.max_delay,
-            });
+            return Err(env::Error::BaseDelayAboveMax { base: policy.base_delay, max: policy.max_delay });
         }
         Ok(policy)
     }
@@ -98,10 +95,7 @@ impl RetryPolicy {
         Fut: Future<Output = Result<T, E>>,
         E: Classify + Display,
     {
-        self.retry_if(operation_name, f, |err: &E| {
-            err.retryability() == Retryability::Transient
-        })
-        .await
+        self.retry_if(operation_name, f, |err: &E| err.retryability() == Retryability::Transient).await
     }
 
     /// The retry loop with a caller-chosen notion of "worth repeating"; the breaker combinator needs
@@ -137,11 +131,7 @@ impl RetryPolicy {
                     // backon does not cap the very first delay, so a base above the cap is
                     // clamped here.
                     let delay = whole_millis(delay.min(max_delay));
-                    if jitter {
-                        whole_millis(equal_jitter(delay))
-                    } else {
-                        delay
-                    }
+                    if jitter { whole_millis(equal_jitter(delay)) } else { delay }
                 })
             })
             .notify(|err, delay| {
@@ -171,8 +161,7 @@ fn whole_millis(delay: Duration) -> Duration {
 /// are usually waiting out a rate limit) while spreading callers apart.
 fn equal_jitter(delay: Duration) -> Duration {
     let scale = 0.5 + 0.5 * fastrand::f64();
-    Duration::try_from_secs_f64(delay.as_secs_f64() * scale)
-        .map_or(delay, |jittered| jittered.min(delay))
+    Duration::try_from_secs_f64(delay.as_secs_f64() * scale).map_or(delay, |jittered| jittered.min(delay))
 }
 
 #[cfg(test)]
@@ -182,10 +171,8 @@ mod tests {
     use super::*;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let vars: HashMap<String, OsString> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), OsString::from(*v)))
-            .collect();
+        let vars: HashMap<String, OsString> =
+            vars.iter().map(|(k, v)| ((*k).to_string(), OsString::from(*v))).collect();
         move |key| vars.get(key).cloned()
     }
 
@@ -262,10 +249,7 @@ mod tests {
         );
         assert_eq!(
             result,
-            Err(env::Error::BaseDelayAboveMax {
-                base: Duration::from_millis(500),
-                max: Duration::from_millis(100),
-            })
+            Err(env::Error::BaseDelayAboveMax { base: Duration::from_millis(500), max: Duration::from_millis(100) })
         );
     }
 
@@ -276,32 +260,21 @@ mod tests {
         let result = RetryPolicy::from_lookup("P", RetryPolicy::internal(), |key| {
             (key == "P_MAX_ATTEMPTS").then(|| OsString::from_vec(vec![0xff, 0xfe]))
         });
-        assert_eq!(
-            result,
-            Err(env::Error::NotUnicode {
-                var: "P_MAX_ATTEMPTS".to_string()
-            })
-        );
+        assert_eq!(result, Err(env::Error::NotUnicode { var: "P_MAX_ATTEMPTS".to_string() }));
     }
 
     #[test]
     fn from_env_reads_the_process_environment() {
         // Tests cannot set variables (that is `unsafe` and races other tests), so this only checks
         // that an unset prefix falls back to the default through the real lookup.
-        let policy = RetryPolicy::from_env(
-            "RESILIENCE_TEST_SURELY_UNSET_PREFIX",
-            RetryPolicy::internal(),
-        );
+        let policy = RetryPolicy::from_env("RESILIENCE_TEST_SURELY_UNSET_PREFIX", RetryPolicy::internal());
         assert_eq!(policy, Ok(RetryPolicy::internal()));
     }
 
     #[test]
     fn whole_millis_rounds_to_nearest() {
         let cases = [
-            (
-                Duration::from_nanos(200_000_003),
-                Duration::from_millis(200),
-            ),
+            (Duration::from_nanos(200_000_003), Duration::from_millis(200)),
             (Duration::from_micros(199_600), Duration::from_millis(200)),
             (Duration::from_micros(1_400), Duration::from_millis(1)),
             (Duration::ZERO, Duration::ZERO),

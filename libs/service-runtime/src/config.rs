@@ -30,45 +30,27 @@ pub struct CommonConfig {
 
 impl CommonConfig {
     pub fn from_env(env: &Env, service: &'static str) -> Result<Self, settings::Error> {
-        let (_, http_port, grpc_port) = PORTS
-            .iter()
-            .copied()
-            .find(|(name, ..)| *name == service)
-            .ok_or_else(|| settings::Error::Invalid {
-            key: "service".into(),
-            reason: format!("unknown service {service}"),
+        let (_, http_port, grpc_port) = PORTS.iter().copied().find(|(name, ..)| *name == service).ok_or_else(|| {
+            settings::Error::Invalid { key: "service".into(), reason: format!("unknown service {service}") }
         })?;
-        let service_db =
-            db::ServiceDb::lookup(service).ok_or_else(|| settings::Error::Invalid {
-                key: "service".into(),
-                reason: format!("no schema for {service}"),
-            })?;
+        let service_db = db::ServiceDb::lookup(service).ok_or_else(|| settings::Error::Invalid {
+            key: "service".into(),
+            reason: format!("no schema for {service}"),
+        })?;
         Ok(Self {
             service,
-            http_addr: env.get(
-                "ORDERFLOW_HTTP_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], http_port)),
-            )?,
-            grpc_addr: env.get(
-                "ORDERFLOW_GRPC_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], grpc_port)),
-            )?,
+            http_addr: env.get("ORDERFLOW_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], http_port)))?,
+            grpc_addr: env.get("ORDERFLOW_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], grpc_port)))?,
             db: db::DbConfig::from_env(env, &service_db)?,
             bus: bus::BusConfig::from_env(env)?,
             jwt_secret: env.secret(auth::JWT_SECRET_VAR, auth::DEV_JWT_SECRET)?,
             log_format: env.get("ORDERFLOW_LOG_FORMAT", telemetry::LogFormat::Json)?,
-            shutdown_deadline: env
-                .millis("ORDERFLOW_SHUTDOWN_DEADLINE_MS", Duration::from_secs(20))?,
+            shutdown_deadline: env.millis("ORDERFLOW_SHUTDOWN_DEADLINE_MS", Duration::from_secs(20))?,
         })
     }
 
     /// For in-process tests: port 0, the given database and bus namespace, fast timings.
-    pub fn for_tests(
-        service: &'static str,
-        database_url: &str,
-        nats_url: &str,
-        namespace: &str,
-    ) -> Self {
+    pub fn for_tests(service: &'static str, database_url: &str, nats_url: &str, namespace: &str) -> Self {
         let env = Env::from_lookup(|_| None).expect("empty environment is valid");
         let mut config = Self::from_env(&env, service).expect("defaults are valid");
         config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 pub struct GrpcServer {
     pub router: Router,
     pub health: tonic_health::server::HealthReporter,
+    services: Vec<&'static str>,
 }
 
 impl GrpcServer {
@@ -33,9 +34,7 @@ impl GrpcServer {
                     .headers()
                     .iter()
                     .filter(|(name, _)| matches!(name.as_str(), "traceparent" | "tracestate"))
-                    .filter_map(|(name, value)| {
-                        Some((name.to_string(), value.to_str().ok()?.to_string()))
-                    })
+                    .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
                     .collect();
                 telemetry::propagation::set_parent(&span, &headers);
                 span
@@ -43,7 +42,7 @@ impl GrpcServer {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
-        Ok(Self { router, health })
+        Ok(Self { router, health, services: Vec::new() })
     }
 
     /// Adds an API service and marks it SERVING in `grpc.health.v1`.
@@ -58,31 +57,25 @@ impl GrpcServer {
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
-        self.health
-            .set_service_status(S::NAME, ServingStatus::Serving)
-            .await;
+        self.health.set_service_status(S::NAME, ServingStatus::Serving).await;
+        self.services.push(S::NAME);
         self.router = self.router.add_service(service);
         self
     }
 }
 
 /// Serves until `token` is cancelled, then lets in-flight calls finish.
-pub async fn serve_grpc(
-    listener: TcpListener,
-    server: GrpcServer,
-    token: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn serve_grpc(listener: TcpListener, server: GrpcServer, token: CancellationToken) -> anyhow::Result<()> {
     let health = server.health.clone();
+    let services = server.services.clone();
     let shutdown = async move {
         token.cancelled().await;
         // Tell load balancers first, then stop accepting.
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        health.set_service_status("", ServingStatus::NotServing).await;
+        for service in services {
+            health.set_service_status(service, ServingStatus::NotServing).await;
+        }
     };
-    server
-        .router
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-        .await?;
+    server.router.serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown).await?;
     Ok(())
 }

@@ -17,7 +17,7 @@ pub use config::{CommonConfig, PORTS};
 pub use grpc::{GrpcServer, serve_grpc};
 pub use main_loop::{ServiceConfig, run};
 pub use micro::register_micro_service;
-pub use ops_http::{Readiness, ReadinessCheck, ops_router, serve_http};
+pub use ops_http::{Readiness, ReadinessCheck, Required, ops_router, serve_http};
 pub use shutdown::install_signal_handler;
 pub use tasks::Tasks;
 pub use wiring::{Application, Wiring};

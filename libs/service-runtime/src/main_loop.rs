@@ -23,9 +23,7 @@ where
     let env = settings::Env::from_process()?;
     let config = C::from_env(&env)?;
     let telemetry = telemetry::init(identity.name, config.common().log_format)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
         let token = crate::install_signal_handler();
         let app = build(config, token).await?;

@@ -11,6 +11,7 @@ use crate::ServiceIdentity;
 pub async fn register_micro_service(
     client: async_nats::Client,
     identity: ServiceIdentity,
+    namespace: String,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -18,6 +19,8 @@ pub async fn register_micro_service(
         let attempt = client
             .service_builder()
             .description(identity.description)
+            // Several deployments (or test runs) can share one NATS; the namespace tells them apart.
+            .metadata(std::collections::HashMap::from([("namespace".to_string(), namespace.clone())]))
             .start(format!("orderflow-{}", identity.name), identity.version)
             .await;
         match attempt {
@@ -45,6 +48,7 @@ pub async fn register_micro_service(
                 let body = serde_json::json!({
                     "service": identity.name,
                     "version": identity.version,
+                    "namespace": namespace,
                     "uptime_seconds": started.elapsed().as_secs(),
                 });
                 if let Err(err) = request.respond(Ok(body.to_string().into())).await {

@@ -17,12 +17,19 @@ pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>>
 /// What must be reachable for the service to take traffic.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<(&'static str, ReadinessCheck)>,
+    checks: Vec<(&'static str, ReadinessCheck, Required)>,
+}
+
+/// Whether a failing check makes the service not ready, or is only reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    Yes,
+    ReportOnly,
 }
 
 impl Readiness {
-    pub fn with(mut self, name: &'static str, check: ReadinessCheck) -> Self {
-        self.checks.push((name, check));
+    pub fn with(mut self, name: &'static str, check: ReadinessCheck, required: Required) -> Self {
+        self.checks.push((name, check, required));
         self
     }
 
@@ -32,19 +39,16 @@ impl Readiness {
             "postgres",
             Arc::new(move || {
                 let pool = pool.clone();
-                Box::pin(async move {
-                    sqlx::query("SELECT 1")
-                        .execute(&pool)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
+                Box::pin(
+                    async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) },
+                )
             }),
+            Required::Yes,
         )
     }
 
-    /// The NATS connection is up.
-    pub fn nats(self, client: async_nats::Client) -> Self {
+    /// The NATS connection is up (`required`: whether its loss makes the service not ready).
+    pub fn nats(self, client: async_nats::Client, required: Required) -> Self {
         self.with(
             "nats",
             Arc::new(move || {
@@ -56,23 +60,24 @@ impl Readiness {
                     }
                 })
             }),
+            required,
         )
     }
 
     async fn evaluate(&self) -> (bool, serde_json::Value) {
         let mut report = serde_json::Map::new();
         let mut ready = true;
-        for (name, check) in &self.checks {
+        for (name, check, required) in &self.checks {
             let outcome = tokio::time::timeout(std::time::Duration::from_secs(2), check()).await;
             let status = match outcome {
                 Ok(Ok(())) => "ok".to_string(),
                 Ok(Err(err)) => {
-                    ready = false;
+                    ready &= *required == Required::ReportOnly;
                     tracing::debug!(check = name, error = %err, "readiness check failed");
                     "unavailable".to_string()
                 }
                 Err(_) => {
-                    ready = false;
+                    ready &= *required == Required::ReportOnly;
                     "timed out".to_string()
                 }
             };
@@ -99,32 +104,16 @@ pub fn ops_router(metrics: telemetry::Metrics, readiness: Readiness) -> Router {
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     let (ready, report) = state.readiness.evaluate().await;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(report))
 }
 
 async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }
 
 /// Serves `router` until `token` is cancelled, then finishes in-flight requests.
-pub async fn serve_http(
-    listener: TcpListener,
-    router: Router,
-    token: CancellationToken,
-) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await?;
+pub async fn serve_http(listener: TcpListener, router: Router, token: CancellationToken) -> anyhow::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await?;
     Ok(())
 }

@@ -14,10 +14,7 @@ pub struct Tasks {
 
 impl Tasks {
     pub fn new(token: CancellationToken) -> Self {
-        Self {
-            token,
-            set: JoinSet::new(),
-        }
+        Self { token, set: JoinSet::new() }
     }
 
     /// The token every task watches; cancelling it stops the service.
@@ -55,11 +52,7 @@ impl Tasks {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(
-                ?deadline,
-                remaining = self.set.len(),
-                "shutdown deadline passed; aborting tasks"
-            );
+            tracing::warn!(?deadline, remaining = self.set.len(), "shutdown deadline passed; aborting tasks");
             self.set.abort_all();
         }
         match failure {
@@ -69,9 +62,7 @@ impl Tasks {
     }
 }
 
-fn describe(
-    joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
-) -> Option<anyhow::Error> {
+fn describe(joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>) -> Option<anyhow::Error> {
     match joined {
         Ok((_, Ok(()))) => None,
         Ok((name, Err(err))) => Some(err.context(format!("task {name}"))),

@@ -34,12 +34,8 @@ impl Wiring {
         let http = TcpListener::bind(config.http_addr).await?;
         let grpc = TcpListener::bind(config.grpc_addr).await?;
         let pool = db::connect(&config.db)?;
-        db::migrate(&pool, &bus::MIGRATOR)
-            .await
-            .map_err(|e| anyhow::anyhow!("migrate bus tables: {e}"))?;
-        db::migrate(&pool, migrator)
-            .await
-            .map_err(|e| anyhow::anyhow!("migrate {} schema: {e}", identity.name))?;
+        db::migrate(&pool, &bus::MIGRATOR).await.map_err(|e| anyhow::anyhow!("migrate bus tables: {e}"))?;
+        db::migrate(&pool, migrator).await.map_err(|e| anyhow::anyhow!("migrate {} schema: {e}", identity.name))?;
         let bus = bus::Bus::connect(config.bus.clone(), identity.name).await?;
         let metrics = telemetry::Metrics::new(identity.name);
         let mut tasks = Tasks::new(token.clone());
@@ -54,10 +50,8 @@ impl Wiring {
         });
         let micro_client = bus.client().clone();
         let micro_token = token.clone();
-        tasks.spawn(
-            "nats micro",
-            crate::register_micro_service(micro_client, identity, micro_token),
-        );
+        let namespace = config.bus.namespace.as_str().to_string();
+        tasks.spawn("nats micro", crate::register_micro_service(micro_client, identity, namespace, micro_token));
 
         Ok(Self {
             identity,
@@ -81,9 +75,10 @@ impl Wiring {
         auth::grpc::AuthInterceptor::new(self.jwt.clone())
     }
 
-    /// Readiness: Postgres reachable (NATS is reported but, by default, not required).
+    /// Readiness: Postgres reachable. NATS is reported but not required: every event waits in
+    /// the outbox during a NATS outage, so the service keeps taking requests.
     pub fn default_readiness(&self) -> Readiness {
-        Readiness::default().postgres(self.pool.clone())
+        Readiness::default().postgres(self.pool.clone()).nats(self.bus.client().clone(), crate::Required::ReportOnly)
     }
 
     /// Starts serving HTTP (ops endpoints plus `routes`) and gRPC.
@@ -97,17 +92,10 @@ impl Wiring {
         let grpc_addr = self.grpc.local_addr()?;
         let router = routes.merge(crate::ops_router(self.metrics.clone(), readiness));
         let token = self.tasks.token();
-        self.tasks
-            .spawn("http", crate::serve_http(self.http, router, token.clone()));
-        self.tasks
-            .spawn("grpc", crate::serve_grpc(self.grpc, grpc, token));
+        self.tasks.spawn("http", crate::serve_http(self.http, router, token.clone()));
+        self.tasks.spawn("grpc", crate::serve_grpc(self.grpc, grpc, token));
         tracing::info!(service = self.identity.name, %http_addr, %grpc_addr, "serving");
-        Ok(Application {
-            http_addr,
-            grpc_addr,
-            tasks: self.tasks,
-            shutdown_deadline: self.shutdown_deadline,
-        })
+        Ok(Application { http_addr, grpc_addr, tasks: self.tasks, shutdown_deadline: self.shutdown_deadline })
     }
 }
 

@@ -54,13 +54,9 @@ impl Env {
     }
 
     /// Any lookup function; tests use this to avoid mutating the process environment.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) -> Result<Self, Error> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self, Error> {
         let environment = match lookup("ORDERFLOW_ENV").as_deref().map(str::trim) {
-            None | Some("") | Some("development") | Some("dev") | Some("test") => {
-                Environment::Development
-            }
+            None | Some("") | Some("development") | Some("dev") | Some("test") => Environment::Development,
             Some("production") | Some("prod") => Environment::Production,
             Some(other) => {
                 return Err(Error::Invalid {
@@ -69,10 +65,7 @@ impl Env {
                 });
             }
         };
-        Ok(Self {
-            lookup: Box::new(lookup),
-            environment,
-        })
+        Ok(Self { lookup: Box::new(lookup), environment })
     }
 
     pub fn environment(&self) -> Environment {
@@ -92,19 +85,15 @@ impl Env {
     {
         match self.raw(key) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|err: T::Err| Error::Invalid {
-                key: key.to_string(),
-                reason: err.to_string(),
-            }),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|err: T::Err| Error::Invalid { key: key.to_string(), reason: err.to_string() }),
         }
     }
 
     /// A duration given in milliseconds.
-    pub fn millis(
-        &self,
-        key: &str,
-        default: std::time::Duration,
-    ) -> Result<std::time::Duration, Error> {
+    pub fn millis(&self, key: &str, default: std::time::Duration) -> Result<std::time::Duration, Error> {
         let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
         Ok(std::time::Duration::from_millis(self.get(key, default_ms)?))
     }
@@ -114,9 +103,7 @@ impl Env {
         match (self.raw(key), self.environment) {
             (Some(value), _) => Ok(Secret(value)),
             (None, Environment::Development) => Ok(Secret(development_default.to_string())),
-            (None, Environment::Production) => Err(Error::DefaultSecretInProduction {
-                key: key.to_string(),
-            }),
+            (None, Environment::Production) => Err(Error::DefaultSecretInProduction { key: key.to_string() }),
         }
     }
 }
@@ -127,10 +114,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> Env {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Env::from_lookup(move |key| map.get(key).cloned()).expect("valid env")
     }
 
@@ -148,36 +132,21 @@ mod tests {
 
     #[test]
     fn development_accepts_default_secrets() {
-        let secret = env(&[])
-            .secret("ORDERFLOW_JWT_SECRET", "dev")
-            .expect("dev default");
+        let secret = env(&[]).secret("ORDERFLOW_JWT_SECRET", "dev").expect("dev default");
         assert_eq!(secret.expose(), "dev");
     }
 
     #[test]
     fn production_refuses_default_secrets_but_takes_explicit_ones() {
         let prod = env(&[("ORDERFLOW_ENV", "production")]);
-        assert!(matches!(
-            prod.secret("ORDERFLOW_JWT_SECRET", "dev"),
-            Err(Error::DefaultSecretInProduction { .. })
-        ));
-        let prod = env(&[
-            ("ORDERFLOW_ENV", "production"),
-            ("ORDERFLOW_JWT_SECRET", "s3cret"),
-        ]);
-        assert_eq!(
-            prod.secret("ORDERFLOW_JWT_SECRET", "dev")
-                .expect("set")
-                .expose(),
-            "s3cret"
-        );
+        assert!(matches!(prod.secret("ORDERFLOW_JWT_SECRET", "dev"), Err(Error::DefaultSecretInProduction { .. })));
+        let prod = env(&[("ORDERFLOW_ENV", "production"), ("ORDERFLOW_JWT_SECRET", "s3cret")]);
+        assert_eq!(prod.secret("ORDERFLOW_JWT_SECRET", "dev").expect("set").expose(), "s3cret");
     }
 
     #[test]
     fn unknown_environment_is_an_error() {
-        assert!(
-            Env::from_lookup(|k| (k == "ORDERFLOW_ENV").then(|| "staging".to_string())).is_err()
-        );
+        assert!(Env::from_lookup(|k| (k == "ORDERFLOW_ENV").then(|| "staging".to_string())).is_err());
     }
 
     #[test]

@@ -63,11 +63,8 @@ const DEFAULT_FILTER: &str = "info,sqlx=warn,async_nats=warn,h2=warn,tower=warn,
 pub fn init(service_name: &'static str, format: LogFormat) -> Result<TelemetryGuard, Error> {
     let provider = tracer_provider(service_name)?;
     let tracer = provider.tracer(service_name);
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let fmt_layer = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -91,17 +88,11 @@ pub fn init(service_name: &'static str, format: LogFormat) -> Result<TelemetryGu
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        opentelemetry::global::set_text_map_propagator(
-            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-        );
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
         let provider = SdkTracerProvider::builder().build();
         let tracer = provider.tracer("tests");
         let filter = std::env::var("ORDERFLOW_TEST_LOG").ok().map(EnvFilter::new);
-        let fmt_layer = filter.map(|filter| {
-            tracing_subscriber::fmt::layer()
-                .with_test_writer()
-                .with_filter(filter)
-        });
+        let fmt_layer = filter.map(|filter| tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter));
         let _ = tracing_subscriber::registry()
             .with(fmt_layer)
             .with(tracing_opentelemetry::layer().with_tracer(tracer))
@@ -112,9 +103,7 @@ pub fn init_for_tests() {
 /// Spans are always created (so trace ids propagate); they leave the process only when an OTLP
 /// endpoint is configured through the standard environment variables.
 fn tracer_provider(service_name: &'static str) -> Result<SdkTracerProvider, Error> {
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service_name)
-        .build();
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name).build();
     let builder = SdkTracerProvider::builder().with_resource(resource);
     let endpoint_set = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty())
         || std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_ok_and(|v| !v.is_empty());

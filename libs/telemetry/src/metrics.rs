@@ -13,23 +13,14 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(service: &str) -> Self {
         let registry = Registry::with_labels(
-            [(
-                std::borrow::Cow::Borrowed("service"),
-                std::borrow::Cow::Owned(service.to_string()),
-            )]
-            .into_iter(),
+            [(std::borrow::Cow::Borrowed("service"), std::borrow::Cow::Owned(service.to_string()))].into_iter(),
         );
-        Self {
-            registry: Arc::new(Mutex::new(registry)),
-        }
+        Self { registry: Arc::new(Mutex::new(registry)) }
     }
 
     /// Registers metrics; a poisoned lock only means another registration panicked, so carry on.
     pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
-        let mut registry = self
-            .registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut registry)
     }
 

@@ -17,10 +17,7 @@ struct PairsExtractor<'a>(&'a [(String, String)]);
 
 impl Extractor for PairsExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
     fn keys(&self) -> Vec<&str> {
         self.0.iter().map(|(k, _)| k.as_str()).collect()
@@ -47,16 +44,12 @@ pub fn set_parent(span: &tracing::Span, headers: &[(String, String)]) {
     if headers.is_empty() {
         return;
     }
-    let context = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&PairsExtractor(headers))
-    });
+    let context =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&PairsExtractor(headers)));
     let _ = span.set_parent(context);
 }
 
 /// The `traceparent` of the current span, for log correlation.
 pub fn current_traceparent() -> Option<String> {
-    current_headers()
-        .into_iter()
-        .find(|(k, _)| k == "traceparent")
-        .map(|(_, v)| v)
+    current_headers().into_iter().find(|(k, _)| k == "traceparent").map(|(_, v)| v)
 }

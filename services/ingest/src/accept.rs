@@ -59,10 +59,7 @@ impl Acceptor {
     /// Stores the submission durably; returns once its transaction committed.
     pub async fn accept(&self, submission: Submission) -> Result<Outcome, Error> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { submission, reply })
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        self.queue.send(Job { submission, reply }).await.map_err(|_| Error::ShuttingDown)?;
         match answer.await {
             Ok(result) => result.map_err(Error::Store),
             Err(_) => Err(Error::ShuttingDown),
@@ -104,15 +101,11 @@ impl Committer {
         let (submissions, replies): (Vec<Submission>, Vec<_>) =
             batch.into_iter().map(|j| (j.submission, j.reply)).unzip();
         let result = webhooks::store_batch(&self.pool, &self.namespace, &submissions).await;
-        self.metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.batch_size.observe(submissions.len() as f64);
         match result {
             Ok(outcomes) => {
-                for ((reply, outcome), submission) in
-                    replies.into_iter().zip(outcomes).zip(&submissions)
-                {
+                for ((reply, outcome), submission) in replies.into_iter().zip(outcomes).zip(&submissions) {
                     self.metrics.count_events(submission.platform, &outcome);
                     let _ = reply.send(Ok(outcome));
                 }

@@ -22,6 +22,12 @@ pub struct Config {
     pub archive_retention: Duration,
     pub dedupe_retention: Duration,
     pub housekeeping_every: Duration,
+    /// TikTok Shop's auth host (the token refresh endpoint); a local fake in tests.
+    pub tiktok_auth_base_url: String,
+    pub token_refresh_ahead: Duration,
+    pub token_refresh_every: Duration,
+    pub tiktok_retry: resilience::RetryPolicy,
+    pub tiktok_breaker: resilience::BreakerConfig,
 }
 
 /// Local defaults the quick start prints (never accepted with ORDERFLOW_ENV=production).
@@ -54,8 +60,14 @@ impl ServiceConfig for Config {
             max_batch: env.get("INGEST_MAX_BATCH", 128)?,
             archive_retention: env.millis("INGEST_ARCHIVE_RETENTION_MS", 30 * DAY)?,
             dedupe_retention,
-            housekeeping_every: env
-                .millis("INGEST_HOUSEKEEPING_EVERY_MS", Duration::from_secs(300))?,
+            housekeeping_every: env.millis("INGEST_HOUSEKEEPING_EVERY_MS", Duration::from_secs(300))?,
+            tiktok_auth_base_url: env.get("TIKTOK_AUTH_BASE_URL", "https://auth.tiktok-shops.com".to_string())?,
+            token_refresh_ahead: env.millis("TIKTOK_TOKEN_REFRESH_AHEAD_MS", DAY)?,
+            token_refresh_every: env.millis("TIKTOK_TOKEN_REFRESH_EVERY_MS", Duration::from_secs(600))?,
+            tiktok_retry: resilience::RetryPolicy::from_env("TIKTOK_API", resilience::RetryPolicy::external_api())
+                .map_err(|e| settings::Error::Invalid { key: "TIKTOK_API_*".into(), reason: e.to_string() })?,
+            tiktok_breaker: resilience::BreakerConfig::from_env("TIKTOK_API", resilience::BreakerConfig::default())
+                .map_err(|e| settings::Error::Invalid { key: "TIKTOK_API_BREAKER_*".into(), reason: e.to_string() })?,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod metrics;
 pub mod outbound;
 pub mod startup;
+pub mod token_refresh;
 
 pub use config::Config;
 

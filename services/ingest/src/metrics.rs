@@ -50,25 +50,16 @@ impl IngestMetrics {
     }
 
     pub fn count_webhook(&self, platform: Platform, outcome: &'static str) {
-        self.webhooks
-            .get_or_create(&WebhookLabels {
-                platform: platform.as_str(),
-                outcome,
-            })
-            .inc();
+        self.webhooks.get_or_create(&WebhookLabels { platform: platform.as_str(), outcome }).inc();
     }
 
     pub fn count_events(&self, platform: Platform, outcome: &Outcome) {
         let platform = platform.as_str();
-        for (result, n) in [
-            ("published", outcome.published),
-            ("duplicate", outcome.duplicates),
-            ("parked", outcome.parked),
-        ] {
+        for (result, n) in
+            [("published", outcome.published), ("duplicate", outcome.duplicates), ("parked", outcome.parked)]
+        {
             if n > 0 {
-                self.events
-                    .get_or_create(&EventLabels { platform, result })
-                    .inc_by(n as u64);
+                self.events.get_or_create(&EventLabels { platform, result }).inc_by(n as u64);
             }
         }
     }

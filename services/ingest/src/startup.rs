@@ -13,18 +13,16 @@ use crate::inbound::webhooks_http::{self, WebhookState};
 use crate::metrics::IngestMetrics;
 use crate::outbound::channels::ChannelRepository;
 use crate::outbound::credentials::CredentialSealer;
+use crate::outbound::tiktok_auth::TiktokAuthClient;
 use crate::outbound::webhooks;
+use crate::token_refresh::TokenRefresher;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub async fn build(
-    config: Config,
-    token: CancellationToken,
-) -> anyhow::Result<service_runtime::Application> {
+pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<service_runtime::Application> {
     let sealer = CredentialSealer::from_base64(config.credentials_key.expose())
         .map_err(|e| anyhow::anyhow!("ORDERFLOW_CREDENTIALS_KEY: {e}"))?;
-    let mut wiring =
-        service_runtime::Wiring::start(crate::IDENTITY, &config.common, &MIGRATOR, token).await?;
+    let mut wiring = service_runtime::Wiring::start(crate::IDENTITY, &config.common, &MIGRATOR, token).await?;
     let metrics = IngestMetrics::register(&wiring.metrics);
     let acceptor = Acceptor::start(
         &mut wiring.tasks,
@@ -35,15 +33,30 @@ pub async fn build(
         metrics.clone(),
     );
 
-    let channel_api = ChannelApi {
-        channels: ChannelRepository::new(wiring.pool.clone()),
-        sealer,
+    let breaker = resilience::CircuitBreaker::new("tiktok-auth", config.tiktok_breaker.clone());
+    wiring.metrics.with_registry(|registry| breaker.register_metrics(registry));
+    let refresher = TokenRefresher {
+        pool: wiring.pool.clone(),
+        sealer: sealer.clone(),
+        client: TiktokAuthClient::new(
+            &config.tiktok_auth_base_url,
+            &config.tiktok_app_key,
+            config.tiktok_app_secret.expose(),
+            config.tiktok_retry.clone(),
+            breaker,
+        ),
+        ahead: config.token_refresh_ahead,
+        every: config.token_refresh_every,
     };
+    let refresher_token = wiring.token();
+    wiring.tasks.spawn("tiktok token refresh", async move {
+        refresher.run(refresher_token).await;
+        Ok(())
+    });
+
+    let channel_api = ChannelApi { channels: ChannelRepository::new(wiring.pool.clone()), sealer };
     let grpc = service_runtime::GrpcServer::new(proto::ingest::FILE_DESCRIPTOR_SET)?
-        .add(ChannelServiceServer::with_interceptor(
-            channel_api,
-            wiring.auth(),
-        ))
+        .add(ChannelServiceServer::with_interceptor(channel_api, wiring.auth()))
         .await;
 
     let routes = webhooks_http::router(
@@ -60,11 +73,7 @@ pub async fn build(
 
     let pool = wiring.pool.clone();
     let housekeeping_token = wiring.token();
-    let (archive, dedupe, every) = (
-        config.archive_retention,
-        config.dedupe_retention,
-        config.housekeeping_every,
-    );
+    let (archive, dedupe, every) = (config.archive_retention, config.dedupe_retention, config.housekeeping_every);
     wiring.tasks.spawn("ingest housekeeping", async move {
         housekeeping(pool, archive, dedupe, every, housekeeping_token).await;
         Ok(())
@@ -86,11 +95,9 @@ async fn housekeeping(
     loop {
         match webhooks::prune(&pool, archive, dedupe).await {
             Ok((0, 0)) => {}
-            Ok((archived, dedupe)) => tracing::info!(
-                archived,
-                dedupe,
-                "pruned webhook archive and de-duplication records"
-            ),
+            Ok((archived, dedupe)) => {
+                tracing::info!(archived, dedupe, "pruned webhook archive and de-duplication records")
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "pruning the webhook archive failed; will retry")
             }

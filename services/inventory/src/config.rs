@@ -9,9 +9,7 @@ pub struct Config {
 
 impl ServiceConfig for Config {
     fn from_env(env: &settings::Env) -> Result<Self, settings::Error> {
-        Ok(Self {
-            common: CommonConfig::from_env(env, "inventory")?,
-        })
+        Ok(Self { common: CommonConfig::from_env(env, "inventory")? })
     }
 
     fn common(&self) -> &CommonConfig {

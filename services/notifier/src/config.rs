@@ -9,9 +9,7 @@ pub struct Config {
 
 impl ServiceConfig for Config {
     fn from_env(env: &settings::Env) -> Result<Self, settings::Error> {
-        Ok(Self {
-            common: CommonConfig::from_env(env, "notifier")?,
-        })
+        Ok(Self { common: CommonConfig::from_env(env, "notifier")? })
     }
 
     fn common(&self) -> &CommonConfig {

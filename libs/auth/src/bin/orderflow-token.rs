@@ -29,13 +29,7 @@ fn run(args: Vec<String>) -> Result<String, String> {
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
-            "--tenant" => {
-                tenant = Some(
-                    value
-                        .parse::<uuid::Uuid>()
-                        .map_err(|e| format!("--tenant: {e}"))?,
-                )
-            }
+            "--tenant" => tenant = Some(value.parse::<uuid::Uuid>().map_err(|e| format!("--tenant: {e}"))?),
             "--role" => role = Some(value.parse::<Role>()?),
             "--sub" => sub = value,
             "--ttl-hours" => ttl_hours = value.parse().map_err(|e| format!("--ttl-hours: {e}"))?,
@@ -47,9 +41,7 @@ fn run(args: Vec<String>) -> Result<String, String> {
         return Err(format!("--tenant is required for role {role}"));
     }
     let env = settings::Env::from_process().map_err(|e| e.to_string())?;
-    let secret = env
-        .secret(auth::JWT_SECRET_VAR, auth::DEV_JWT_SECRET)
-        .map_err(|e| e.to_string())?;
+    let secret = env.secret(auth::JWT_SECRET_VAR, auth::DEV_JWT_SECRET).map_err(|e| e.to_string())?;
     let keys = JwtKeys::new(secret.expose().as_bytes());
     Ok(keys.mint(&sub, tenant, role, Duration::from_secs(ttl_hours * 3600)))
 }

@@ -92,17 +92,9 @@ async fn publish(h: &Harness, envelope: &Envelope<Ticked>) {
 }
 
 async fn settled(h: &Harness, consumer: &str) -> bool {
-    let stream = h
-        .bus
-        .jetstream()
-        .get_stream(h.ns().stream_name("order"))
-        .await
-        .expect("stream");
+    let stream = h.bus.jetstream().get_stream(h.ns().stream_name("order")).await.expect("stream");
     // The consumer task may not have created the durable consumer yet.
-    let Ok(mut consumer) = stream
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
-        .await
-    else {
+    let Ok(mut consumer) = stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer).await else {
         return false;
     };
     let info = consumer.info().await.expect("info");
@@ -127,10 +119,7 @@ async fn a_failed_handler_is_redelivered_and_succeeds_once() {
     let h = Harness::new().await;
     let token = start_consumer(&h, "retry", 1);
     publish(&h, &tick(Uuid::new_v4(), "agg", 150)).await;
-    testkit::eventually("effect after redelivery", WAIT, || async {
-        h.effects().await == 1
-    })
-    .await;
+    testkit::eventually("effect after redelivery", WAIT, || async { h.effects().await == 1 }).await;
     testkit::eventually("acked", WAIT, || async { settled(&h, "retry").await }).await;
     assert_eq!(h.effects().await, 1);
     token.cancel();
@@ -144,10 +133,7 @@ async fn a_duplicate_the_broker_did_not_catch_changes_nothing() {
     // Same event id under two message ids: e.g. re-published after the duplicate window.
     publish_with_id(&h, &event, "first").await;
     publish_with_id(&h, &event, "second").await;
-    testkit::eventually("both handled", WAIT, || async {
-        settled(&h, "dupes").await
-    })
-    .await;
+    testkit::eventually("both handled", WAIT, || async { settled(&h, "dupes").await }).await;
     assert_eq!(h.effects().await, 1);
     token.cancel();
 }
@@ -159,19 +145,13 @@ async fn a_consumer_killed_between_commit_and_ack_does_not_apply_twice() {
     failpoints::arm(point, failpoints::Action::Panic);
     let first = start_consumer(&h, "killed", 1);
     publish(&h, &tick(Uuid::new_v4(), "agg", 3)).await;
-    testkit::eventually("effect committed", WAIT, || async {
-        h.effects().await == 1
-    })
-    .await;
+    testkit::eventually("effect committed", WAIT, || async { h.effects().await == 1 }).await;
     failpoints::disarm(point);
     first.cancel();
 
     // A new instance gets the unacknowledged message after ack_wait and recognises it.
     let second = start_consumer(&h, "killed", 1);
-    testkit::eventually("redelivery acked", WAIT, || async {
-        settled(&h, "killed").await
-    })
-    .await;
+    testkit::eventually("redelivery acked", WAIT, || async { settled(&h, "killed").await }).await;
     assert_eq!(h.effects().await, 1);
     second.cancel();
 }
@@ -196,58 +176,24 @@ async fn poison_messages_are_dead_lettered_with_a_reason() {
     publish(&h, &tick(tenant, "b", 500)).await;
     publish(&h, &tick(tenant, "c", 1)).await;
 
-    testkit::eventually("3 dead letters", WAIT, || async {
-        h.stream_messages("dlq").await == 3
-    })
-    .await;
-    testkit::eventually("source settled", WAIT, || async {
-        settled(&h, "poison").await
-    })
-    .await;
+    testkit::eventually("3 dead letters", WAIT, || async { h.stream_messages("dlq").await == 3 }).await;
+    testkit::eventually("source settled", WAIT, || async { settled(&h, "poison").await }).await;
     assert_eq!(h.effects().await, 1, "the good message still went through");
 
-    let dlq = h
-        .bus
-        .jetstream()
-        .get_stream(h.ns().dead_letter_stream())
-        .await
-        .expect("dlq");
+    let dlq = h.bus.jetstream().get_stream(h.ns().dead_letter_stream()).await.expect("dlq");
     let mut reasons = Vec::new();
     for seq in 1..=3 {
         let raw = dlq.get_raw_message(seq).await.expect("dead letter");
         assert_eq!(raw.subject.as_str(), h.ns().dead_letter_subject("poison"));
-        let reason = raw
-            .headers
-            .get(bus::header_names::DLQ_REASON)
-            .expect("reason")
-            .to_string();
-        let original = raw
-            .headers
-            .get(bus::header_names::DLQ_ORIGINAL_SUBJECT)
-            .expect("original")
-            .to_string();
+        let reason = raw.headers.get(bus::header_names::DLQ_REASON).expect("reason").to_string();
+        let original = raw.headers.get(bus::header_names::DLQ_ORIGINAL_SUBJECT).expect("original").to_string();
         assert_eq!(original, subject);
         reasons.push(reason);
     }
     reasons.sort();
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("not an orderflow envelope")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("negative ticks are invalid")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("gave up after 3 deliveries")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r.contains("not an orderflow envelope")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("negative ticks are invalid")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("gave up after 3 deliveries")), "{reasons:?}");
     token.cancel();
 }
 
@@ -260,16 +206,10 @@ async fn one_aggregates_events_are_handled_in_order_across_lanes() {
     }
     let token = start_consumer(&h, "ordered", 4);
     testkit::eventually("40 effects", WAIT, || async { h.effects().await == 40 }).await;
-    let rows: Vec<(String, i32)> = sqlx::query_as("SELECT aggregate, n FROM effects ORDER BY at")
-        .fetch_all(&h.pool)
-        .await
-        .expect("rows");
+    let rows: Vec<(String, i32)> =
+        sqlx::query_as("SELECT aggregate, n FROM effects ORDER BY at").fetch_all(&h.pool).await.expect("rows");
     for aggregate in 0..4 {
-        let ns: Vec<i32> = rows
-            .iter()
-            .filter(|(a, _)| *a == format!("agg-{aggregate}"))
-            .map(|(_, n)| *n)
-            .collect();
+        let ns: Vec<i32> = rows.iter().filter(|(a, _)| *a == format!("agg-{aggregate}")).map(|(_, n)| *n).collect();
         let mut sorted = ns.clone();
         sorted.sort();
         assert_eq!(ns, sorted, "agg-{aggregate} handled out of order");

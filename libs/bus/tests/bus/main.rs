@@ -32,17 +32,15 @@ impl Harness {
             acquire_timeout: Duration::from_secs(5),
         };
         let pool = db::connect(&config).expect("pool");
-        db::migrate(&pool, &bus::MIGRATOR)
-            .await
-            .expect("bus migrations");
-        sqlx::query("CREATE TABLE effects (event_id UUID PRIMARY KEY, aggregate TEXT NOT NULL, n INT NOT NULL, at BIGSERIAL)")
-            .execute(&pool)
-            .await
-            .expect("effects table");
+        db::migrate(&pool, &bus::MIGRATOR).await.expect("bus migrations");
+        sqlx::query(
+            "CREATE TABLE effects (event_id UUID PRIMARY KEY, aggregate TEXT NOT NULL, n INT NOT NULL, at BIGSERIAL)",
+        )
+        .execute(&pool)
+        .await
+        .expect("effects table");
         let namespace = Namespace::new(&testkit::namespace()).expect("namespace");
-        let bus = Bus::connect(BusConfig::for_tests(url, namespace), "bus-tests")
-            .await
-            .expect("connect");
+        let bus = Bus::connect(BusConfig::for_tests(url, namespace), "bus-tests").await.expect("connect");
         bus::streams::ensure_all(&bus).await.expect("streams");
         Self { bus, pool, db }
     }
@@ -53,29 +51,19 @@ impl Harness {
 
     pub async fn stream_messages(&self, domain: &str) -> u64 {
         let name = self.ns().stream_name(domain);
-        let mut stream = self
-            .bus
-            .jetstream()
-            .get_stream(&name)
-            .await
-            .expect("stream");
+        let mut stream = self.bus.jetstream().get_stream(&name).await.expect("stream");
         stream.info().await.expect("info").state.messages
     }
 
     pub async fn effects(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM effects")
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        sqlx::query_scalar("SELECT count(*) FROM effects").fetch_one(&self.pool).await.expect("count")
     }
 
     /// Commits `events` through the outbox in one transaction.
     pub async fn commit_events(&self, events: Vec<Envelope<Ticked>>) {
         let mut tx = self.pool.begin().await.expect("begin");
         for event in events {
-            bus::outbox::enqueue(&mut tx, self.ns(), event)
-                .await
-                .expect("enqueue");
+            bus::outbox::enqueue(&mut tx, self.ns(), event).await.expect("enqueue");
         }
         tx.commit().await.expect("commit");
     }

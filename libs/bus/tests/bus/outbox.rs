@@ -26,29 +26,18 @@ async fn unpublished(h: &Harness) -> i64 {
 async fn committed_events_are_published_once_in_commit_order_and_rolled_back_ones_never() {
     let h = Harness::new().await;
     let tenant = Uuid::new_v4();
-    h.commit_events((1..=5).map(|n| tick(tenant, "agg", n)).collect())
-        .await;
+    h.commit_events((1..=5).map(|n| tick(tenant, "agg", n)).collect()).await;
     {
         let mut tx = h.pool.begin().await.expect("begin");
-        bus::outbox::enqueue(&mut tx, h.ns(), tick(tenant, "agg", 99))
-            .await
-            .expect("enqueue");
+        bus::outbox::enqueue(&mut tx, h.ns(), tick(tenant, "agg", 99)).await.expect("enqueue");
         tx.rollback().await.expect("rollback");
     }
     let token = start_relay(&h);
-    testkit::eventually("5 events published", WAIT, || async {
-        h.stream_messages("order").await == 5
-    })
-    .await;
+    testkit::eventually("5 events published", WAIT, || async { h.stream_messages("order").await == 5 }).await;
     assert_eq!(unpublished(&h).await, 0);
 
     // Read them back in stream order: commit order, and the rolled-back one is absent.
-    let stream = h
-        .bus
-        .jetstream()
-        .get_stream(h.ns().stream_name("order"))
-        .await
-        .expect("stream");
+    let stream = h.bus.jetstream().get_stream(h.ns().stream_name("order")).await.expect("stream");
     let mut seen = Vec::new();
     for seq in 1..=5 {
         let raw = stream.get_raw_message(seq).await.expect("message");
@@ -63,31 +52,17 @@ async fn committed_events_are_published_once_in_commit_order_and_rolled_back_one
 async fn a_crash_between_publish_and_mark_publishes_nothing_twice() {
     let h = Harness::new().await;
     let tenant = Uuid::new_v4();
-    h.commit_events((1..=3).map(|n| tick(tenant, "agg", n)).collect())
-        .await;
+    h.commit_events((1..=3).map(|n| tick(tenant, "agg", n)).collect()).await;
     let token = start_relay(&h);
-    testkit::eventually("3 published", WAIT, || async {
-        h.stream_messages("order").await == 3
-    })
-    .await;
+    testkit::eventually("3 published", WAIT, || async { h.stream_messages("order").await == 3 }).await;
     token.cancel();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // As if the relay died after the PubAcks but before its UPDATE committed.
-    sqlx::query("UPDATE outbox SET published_at = NULL")
-        .execute(&h.pool)
-        .await
-        .expect("reset");
+    sqlx::query("UPDATE outbox SET published_at = NULL").execute(&h.pool).await.expect("reset");
     let token = start_relay(&h);
-    testkit::eventually("rows marked again", WAIT, || async {
-        unpublished(&h).await == 0
-    })
-    .await;
-    assert_eq!(
-        h.stream_messages("order").await,
-        3,
-        "Nats-Msg-Id de-duplicated the re-publish"
-    );
+    testkit::eventually("rows marked again", WAIT, || async { unpublished(&h).await == 0 }).await;
+    assert_eq!(h.stream_messages("order").await, 3, "Nats-Msg-Id de-duplicated the re-publish");
     token.cancel();
 }
 
@@ -99,21 +74,14 @@ async fn events_committed_while_nats_is_down_are_published_when_it_returns() {
     nats.stop();
 
     let tenant = Uuid::new_v4();
-    h.commit_events((1..=4).map(|n| tick(tenant, "agg", n)).collect())
-        .await;
+    h.commit_events((1..=4).map(|n| tick(tenant, "agg", n)).collect()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        unpublished(&h).await,
-        4,
-        "nothing can be published during the outage"
-    );
+    assert_eq!(unpublished(&h).await, 4, "nothing can be published during the outage");
 
     nats.resume().await.expect("restart nats");
-    testkit::eventually(
-        "backlog drained after the outage",
-        Duration::from_secs(30),
-        || async { unpublished(&h).await == 0 },
-    )
+    testkit::eventually("backlog drained after the outage", Duration::from_secs(30), || async {
+        unpublished(&h).await == 0
+    })
     .await;
     assert_eq!(h.stream_messages("order").await, 4);
     token.cancel();
@@ -127,10 +95,7 @@ async fn only_one_relay_publishes_at_a_time() {
     for n in 1..=20 {
         h.commit_events(vec![tick(tenant, "agg", n)]).await;
     }
-    testkit::eventually("20 published", WAIT, || async {
-        unpublished(&h).await == 0
-    })
-    .await;
+    testkit::eventually("20 published", WAIT, || async { unpublished(&h).await == 0 }).await;
     assert_eq!(h.stream_messages("order").await, 20);
     for token in tokens {
         token.cancel();
@@ -141,8 +106,7 @@ async fn only_one_relay_publishes_at_a_time() {
 async fn pruning_removes_only_what_is_past_retention() {
     let h = Harness::new().await;
     let tenant = Uuid::new_v4();
-    h.commit_events((1..=3).map(|n| tick(tenant, "agg", n)).collect())
-        .await;
+    h.commit_events((1..=3).map(|n| tick(tenant, "agg", n)).collect()).await;
     sqlx::query("UPDATE outbox SET published_at = now() - interval '2 days' WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT 2)")
         .execute(&h.pool)
         .await
@@ -159,9 +123,5 @@ async fn pruning_removes_only_what_is_past_retention() {
     let mut conn = h.pool.acquire().await.expect("conn");
     let (outbox, inbox) = bus::outbox::prune(&mut conn, &config).await.expect("prune");
     assert_eq!((outbox, inbox), (2, 1));
-    assert_eq!(
-        unpublished(&h).await,
-        1,
-        "the unpublished row is never pruned"
-    );
+    assert_eq!(unpublished(&h).await, 1, "the unpublished row is never pruned");
 }

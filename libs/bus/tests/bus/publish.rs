@@ -17,34 +17,16 @@ fn message<'a>(subject: &'a str, id: &'a str) -> Outgoing<'a> {
 #[tokio::test]
 async fn a_republished_message_id_is_stored_once() {
     let h = Harness::new().await;
-    let subject = h
-        .ns()
-        .event_subject("order", 1, "ticked", uuid::Uuid::nil());
-    h.bus
-        .publish(message(&subject, "same-id"))
-        .await
-        .expect("first publish");
-    h.bus
-        .publish(message(&subject, "same-id"))
-        .await
-        .expect("duplicate publish is acknowledged");
-    h.bus
-        .publish(message(&subject, "other-id"))
-        .await
-        .expect("second message");
+    let subject = h.ns().event_subject("order", 1, "ticked", uuid::Uuid::nil());
+    h.bus.publish(message(&subject, "same-id")).await.expect("first publish");
+    h.bus.publish(message(&subject, "same-id")).await.expect("duplicate publish is acknowledged");
+    h.bus.publish(message(&subject, "other-id")).await.expect("second message");
     assert_eq!(h.stream_messages("order").await, 2);
 }
 
 #[tokio::test]
 async fn publishing_outside_any_stream_is_an_error_not_a_silent_drop() {
     let h = Harness::new().await;
-    let err = h
-        .bus
-        .publish(message("nowhere.at.all", "x"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, bus::Error::Unavailable(_) | bus::Error::JetStream(_)),
-        "{err}"
-    );
+    let err = h.bus.publish(message("nowhere.at.all", "x")).await.unwrap_err();
+    assert!(matches!(err, bus::Error::Unavailable(_) | bus::Error::JetStream(_)), "{err}");
 }

@@ -16,50 +16,28 @@ async fn pool_as(db: &testkit::TestDb, service: &str) -> PgPool {
 }
 
 fn sql_state(err: sqlx::Error) -> String {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .map(|c| c.to_string())
-        .unwrap_or_default()
+    err.as_database_error().and_then(|e| e.code()).map(|c| c.to_string()).unwrap_or_default()
 }
 
 #[tokio::test]
 async fn the_order_role_cannot_read_or_write_the_draft_schema() {
     let db = testkit::TestDb::create().await.expect("db");
     let draft = pool_as(&db, "draft").await;
-    sqlx::query("CREATE TABLE drafts (id INT PRIMARY KEY)")
-        .execute(&draft)
-        .await
-        .expect("draft creates in its schema");
-    sqlx::query("INSERT INTO drafts VALUES (1)")
-        .execute(&draft)
-        .await
-        .expect("insert");
-    let located: String = sqlx::query_scalar(
-        "SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'drafts'",
-    )
-    .fetch_one(&draft)
-    .await
-    .expect("lookup");
-    assert_eq!(
-        located, "draft",
-        "unqualified names land in the service's own schema"
-    );
+    sqlx::query("CREATE TABLE drafts (id INT PRIMARY KEY)").execute(&draft).await.expect("draft creates in its schema");
+    sqlx::query("INSERT INTO drafts VALUES (1)").execute(&draft).await.expect("insert");
+    let located: String =
+        sqlx::query_scalar("SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'drafts'")
+            .fetch_one(&draft)
+            .await
+            .expect("lookup");
+    assert_eq!(located, "draft", "unqualified names land in the service's own schema");
 
     let order = pool_as(&db, "order").await;
-    let read = sqlx::query("SELECT * FROM draft.drafts")
-        .fetch_all(&order)
-        .await
-        .unwrap_err();
+    let read = sqlx::query("SELECT * FROM draft.drafts").fetch_all(&order).await.unwrap_err();
     assert_eq!(sql_state(read), "42501", "insufficient_privilege");
-    let write = sqlx::query("INSERT INTO draft.drafts VALUES (2)")
-        .execute(&order)
-        .await
-        .unwrap_err();
+    let write = sqlx::query("INSERT INTO draft.drafts VALUES (2)").execute(&order).await.unwrap_err();
     assert_eq!(sql_state(write), "42501");
-    let create = sqlx::query("CREATE TABLE draft.sneaky (id INT)")
-        .execute(&order)
-        .await
-        .unwrap_err();
+    let create = sqlx::query("CREATE TABLE draft.sneaky (id INT)").execute(&order).await.unwrap_err();
     assert_eq!(sql_state(create), "42501");
 }
 
@@ -68,16 +46,8 @@ async fn no_service_can_create_tables_in_public() {
     let db = testkit::TestDb::create().await.expect("db");
     for service in db::SERVICES {
         let pool = pool_as(&db, service.service).await;
-        let err = sqlx::query("CREATE TABLE public.shared_mess (id INT)")
-            .execute(&pool)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            sql_state(err),
-            "42501",
-            "{} created a table in public",
-            service.service
-        );
+        let err = sqlx::query("CREATE TABLE public.shared_mess (id INT)").execute(&pool).await.unwrap_err();
+        assert_eq!(sql_state(err), "42501", "{} created a table in public", service.service);
     }
 }
 
@@ -86,9 +56,7 @@ async fn migrations_run_in_the_services_schema_and_are_recorded_there() {
     let db = testkit::TestDb::create().await.expect("db");
     let ingest = pool_as(&db, "ingest").await;
     db::migrate(&ingest, &bus::MIGRATOR).await.expect("migrate");
-    db::migrate(&ingest, &bus::MIGRATOR)
-        .await
-        .expect("migrating twice is a no-op");
+    db::migrate(&ingest, &bus::MIGRATOR).await.expect("migrating twice is a no-op");
     let schemas: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT table_schema::text FROM information_schema.tables WHERE table_name IN ('outbox', 'inbox', '_sqlx_migrations')",
     )

@@ -30,10 +30,8 @@ struct Families {
     rejected: Family<DependencyLabels, Counter>,
 }
 
-static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
-    state: Family::default(),
-    rejected: Family::default(),
-});
+static FAMILIES: LazyLock<Families> =
+    LazyLock::new(|| Families { state: Family::default(), rejected: Family::default() });
 
 /// One breaker's series; handles share their value with the family, so updates need no lookup.
 pub(super) struct Series {
@@ -44,9 +42,7 @@ pub(super) struct Series {
 impl Series {
     /// Creating both series up front makes a healthy dependency visible as `0` rather than absent.
     pub(super) fn for_dependency(dependency: &str) -> Self {
-        let labels = DependencyLabels {
-            dependency: dependency.to_string(),
-        };
+        let labels = DependencyLabels { dependency: dependency.to_string() };
         Self {
             state: FAMILIES.state.get_or_create_owned(&labels),
             rejected: FAMILIES.rejected.get_or_create_owned(&labels),
@@ -76,11 +72,7 @@ pub(super) fn register(registry: &mut Registry) {
         "Circuit breaker state per dependency: 0 closed, 1 open, 2 half-open",
         FAMILIES.state.clone(),
     );
-    registry.register(
-        REJECTED,
-        "Calls rejected by an open or probing circuit breaker",
-        FAMILIES.rejected.clone(),
-    );
+    registry.register(REJECTED, "Calls rejected by an open or probing circuit breaker", FAMILIES.rejected.clone());
 }
 
 /// `Registry` cannot be queried for what it holds, so look at what it would export. The caller's
@@ -93,7 +85,5 @@ fn already_registered(registry: &Registry) -> bool {
         return false;
     }
     let type_line_suffix = format!("{STATE} gauge");
-    exported
-        .lines()
-        .any(|line| line.starts_with("# TYPE ") && line.ends_with(&type_line_suffix))
+    exported.lines().any(|line| line.starts_with("# TYPE ") && line.ends_with(&type_line_suffix))
 }

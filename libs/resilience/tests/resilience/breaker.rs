@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use resilience::{
-    BreakerConfig, BreakerError, BreakerState, CircuitBreaker, Classify, Retryability,
-};
+use resilience::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker, Classify, Retryability};
 use tokio::sync::oneshot;
 
 use crate::support::{Calls, FakeError};
@@ -12,13 +10,7 @@ use crate::support::{Calls, FakeError};
 const RESET: Duration = Duration::from_secs(60);
 
 fn breaker(name: &str, failure_threshold: u32) -> CircuitBreaker {
-    CircuitBreaker::new(
-        name,
-        BreakerConfig {
-            failure_threshold,
-            reset_timeout: RESET,
-        },
-    )
+    CircuitBreaker::new(name, BreakerConfig { failure_threshold, reset_timeout: RESET })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,10 +35,7 @@ async fn step(breaker: &CircuitBreaker, step: Step) -> Result<(), BreakerError<F
 
 fn assert_open(result: Result<(), BreakerError<FakeError>>, dependency: &str, retry_in: Duration) {
     match result {
-        Err(BreakerError::Open {
-            dependency: got,
-            retry_in: got_retry_in,
-        }) => {
+        Err(BreakerError::Open { dependency: got, retry_in: got_retry_in }) => {
             assert_eq!(got, dependency);
             assert_eq!(got_retry_in, retry_in);
         }
@@ -62,29 +51,13 @@ async fn state_machine_table() {
     let table: &[(u32, &[Step], &[BreakerState])] = &[
         // Opens after exactly N consecutive transient failures.
         (1, &[Transient], &[Open]),
-        (
-            3,
-            &[Transient, Transient, Transient],
-            &[Closed, Closed, Open],
-        ),
+        (3, &[Transient, Transient, Transient], &[Closed, Closed, Open]),
         // Permanent errors are not an outage: they never trip the breaker...
-        (
-            2,
-            &[Permanent, Permanent, Permanent, Permanent],
-            &[Closed, Closed, Closed, Closed],
-        ),
+        (2, &[Permanent, Permanent, Permanent, Permanent], &[Closed, Closed, Closed, Closed]),
         // ...and do not hide one either: they leave the count as it was.
-        (
-            2,
-            &[Transient, Permanent, Transient],
-            &[Closed, Closed, Open],
-        ),
+        (2, &[Transient, Permanent, Transient], &[Closed, Closed, Open]),
         // A success resets the count.
-        (
-            3,
-            &[Transient, Transient, Ok, Transient, Transient],
-            &[Closed; 5],
-        ),
+        (3, &[Transient, Transient, Ok, Transient, Transient], &[Closed; 5]),
         (
             3,
             &[Transient, Transient, Ok, Transient, Transient, Transient],
@@ -98,15 +71,8 @@ async fn state_machine_table() {
         assert_eq!(breaker.state(), Closed);
         for (i, (&s, &expected)) in steps.iter().zip(states).enumerate() {
             let result = step(&breaker, s).await;
-            assert!(
-                !matches!(result, Err(BreakerError::Open { .. })),
-                "row {row} step {i}: call was rejected"
-            );
-            assert_eq!(
-                breaker.state(),
-                expected,
-                "row {row} after step {i} ({s:?})"
-            );
+            assert!(!matches!(result, Err(BreakerError::Open { .. })), "row {row} step {i}: call was rejected");
+            assert_eq!(breaker.state(), expected, "row {row} after step {i} ({s:?})");
         }
     }
 }
@@ -114,14 +80,8 @@ async fn state_machine_table() {
 #[tokio::test(start_paused = true)]
 async fn inner_results_pass_through() {
     let breaker = breaker("pass-through", 5);
-    assert_eq!(
-        breaker.call(|| async { Ok::<_, FakeError>(42) }).await.ok(),
-        Some(42)
-    );
-    match breaker
-        .call(|| async { Err::<(), _>(FakeError::Permanent(7)) })
-        .await
-    {
+    assert_eq!(breaker.call(|| async { Ok::<_, FakeError>(42) }).await.ok(), Some(42));
+    match breaker.call(|| async { Err::<(), _>(FakeError::Permanent(7)) }).await {
         Err(BreakerError::Inner(FakeError::Permanent(7))) => {}
         other => panic!("expected the inner error, got {other:?}"),
     }
@@ -133,33 +93,21 @@ async fn open_rejects_without_calling_f() {
     let calls = Calls::default();
     for _ in 0..2 {
         let calls = calls.clone();
-        let _ = breaker
-            .call(|| async move { Err::<(), _>(FakeError::Transient(calls.next())) })
-            .await;
+        let _ = breaker.call(|| async move { Err::<(), _>(FakeError::Transient(calls.next())) }).await;
     }
     assert_eq!(breaker.state(), BreakerState::Open);
     assert_eq!(calls.count(), 2);
 
     for _ in 0..5 {
         let calls = calls.clone();
-        let result = breaker
-            .call(|| async move { Err::<(), _>(FakeError::Transient(calls.next())) })
-            .await;
+        let result = breaker.call(|| async move { Err::<(), _>(FakeError::Transient(calls.next())) }).await;
         assert_open(result, "rejects", RESET);
     }
-    assert_eq!(
-        calls.count(),
-        2,
-        "an open breaker must not reach the dependency"
-    );
+    assert_eq!(calls.count(), 2, "an open breaker must not reach the dependency");
 
     // retry_in counts down with the clock.
     tokio::time::advance(Duration::from_secs(45)).await;
-    assert_open(
-        step(&breaker, Step::Ok).await,
-        "rejects",
-        Duration::from_secs(15),
-    );
+    assert_open(step(&breaker, Step::Ok).await, "rejects", Duration::from_secs(15));
     assert_eq!(breaker.state(), BreakerState::Open);
 }
 
@@ -170,24 +118,13 @@ async fn probe_success_closes() {
     assert_eq!(breaker.state(), BreakerState::Open);
 
     tokio::time::advance(RESET - Duration::from_millis(1)).await;
-    assert_open(
-        step(&breaker, Step::Ok).await,
-        "probe-success",
-        Duration::from_millis(1),
-    );
+    assert_open(step(&breaker, Step::Ok).await, "probe-success", Duration::from_millis(1));
     // Elapsing the timeout alone does not change the state; the next call becomes the probe.
     tokio::time::advance(Duration::from_millis(1)).await;
     assert_eq!(breaker.state(), BreakerState::Open);
 
-    let seen = breaker
-        .call(|| async { Ok::<_, FakeError>(breaker.state()) })
-        .await
-        .ok();
-    assert_eq!(
-        seen,
-        Some(BreakerState::HalfOpen),
-        "the probe runs half-open"
-    );
+    let seen = breaker.call(|| async { Ok::<_, FakeError>(breaker.state()) }).await.ok();
+    assert_eq!(seen, Some(BreakerState::HalfOpen), "the probe runs half-open");
     assert_eq!(breaker.state(), BreakerState::Closed);
 
     // Closed again with a fresh count.
@@ -200,10 +137,7 @@ async fn probe_permanent_error_closes() {
     let breaker = breaker("probe-permanent", 1);
     let _ = step(&breaker, Step::Transient).await;
     tokio::time::advance(RESET).await;
-    assert!(matches!(
-        step(&breaker, Step::Permanent).await,
-        Err(BreakerError::Inner(FakeError::Permanent(_)))
-    ));
+    assert!(matches!(step(&breaker, Step::Permanent).await, Err(BreakerError::Inner(FakeError::Permanent(_)))));
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
 
@@ -215,19 +149,12 @@ async fn probe_failure_reopens_with_fresh_timer() {
     }
     tokio::time::advance(RESET).await;
 
-    assert!(matches!(
-        step(&breaker, Step::Transient).await,
-        Err(BreakerError::Inner(FakeError::Transient(_)))
-    ));
+    assert!(matches!(step(&breaker, Step::Transient).await, Err(BreakerError::Inner(FakeError::Transient(_)))));
     assert_eq!(breaker.state(), BreakerState::Open);
     assert_open(step(&breaker, Step::Ok).await, "probe-failure", RESET);
 
     tokio::time::advance(RESET - Duration::from_millis(1)).await;
-    assert_open(
-        step(&breaker, Step::Ok).await,
-        "probe-failure",
-        Duration::from_millis(1),
-    );
+    assert_open(step(&breaker, Step::Ok).await, "probe-failure", Duration::from_millis(1));
     tokio::time::advance(Duration::from_millis(1)).await;
     assert!(step(&breaker, Step::Ok).await.is_ok());
     assert_eq!(breaker.state(), BreakerState::Closed);
@@ -295,11 +222,8 @@ async fn cancelled_probe_reopens() {
     tokio::time::advance(RESET).await;
 
     // A dependency that hangs: the caller's own timeout drops the probe.
-    let timed_out = tokio::time::timeout(
-        Duration::from_secs(5),
-        breaker.call(std::future::pending::<Result<(), FakeError>>),
-    )
-    .await;
+    let timed_out =
+        tokio::time::timeout(Duration::from_secs(5), breaker.call(std::future::pending::<Result<(), FakeError>>)).await;
     assert!(timed_out.is_err());
     assert_eq!(breaker.state(), BreakerState::Open);
     assert_open(step(&breaker, Step::Ok).await, "cancelled-probe", RESET);
@@ -346,23 +270,15 @@ async fn clones_share_state() {
 
 #[test]
 fn breaker_error_classification_and_display() {
-    let open: BreakerError<FakeError> = BreakerError::Open {
-        dependency: "tiktok".into(),
-        retry_in: Duration::from_secs(3),
-    };
+    let open: BreakerError<FakeError> =
+        BreakerError::Open { dependency: "tiktok".into(), retry_in: Duration::from_secs(3) };
     assert_eq!(open.retryability(), Retryability::Transient);
-    assert_eq!(
-        open.to_string(),
-        "circuit breaker for tiktok is open (retry in 3s)"
-    );
+    assert_eq!(open.to_string(), "circuit breaker for tiktok is open (retry in 3s)");
 
     let inner = BreakerError::Inner(FakeError::Permanent(1));
     assert_eq!(inner.retryability(), Retryability::Permanent);
     assert_eq!(inner.to_string(), "permanent failure #1");
-    assert_eq!(
-        BreakerError::Inner(FakeError::Transient(1)).retryability(),
-        Retryability::Transient
-    );
+    assert_eq!(BreakerError::Inner(FakeError::Transient(1)).retryability(), Retryability::Transient);
 }
 
 #[test]

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use resilience::{
-    BreakerConfig, BreakerError, BreakerState, CircuitBreaker, RetryPolicy, call_with_retry,
-};
+use resilience::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker, RetryPolicy, call_with_retry};
 use tokio::time::Instant;
 
 use crate::support::{Calls, FakeError};
@@ -12,23 +10,11 @@ use crate::support::{Calls, FakeError};
 const BASE: Duration = Duration::from_millis(10);
 
 fn policy(max_attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts,
-        base_delay: BASE,
-        max_delay: Duration::from_secs(1),
-        factor: 2.0,
-        jitter: false,
-    }
+    RetryPolicy { max_attempts, base_delay: BASE, max_delay: Duration::from_secs(1), factor: 2.0, jitter: false }
 }
 
 fn breaker(name: &str, failure_threshold: u32) -> CircuitBreaker {
-    CircuitBreaker::new(
-        name,
-        BreakerConfig {
-            failure_threshold,
-            reset_timeout: Duration::from_secs(60),
-        },
-    )
+    CircuitBreaker::new(name, BreakerConfig { failure_threshold, reset_timeout: Duration::from_secs(60) })
 }
 
 #[tokio::test(start_paused = true)]
@@ -37,13 +23,7 @@ async fn retries_transient_failures_through_the_breaker() {
     let calls = Calls::default();
     let result = call_with_retry(&policy(5), &breaker, "op", || {
         let n = calls.next();
-        async move {
-            if n < 3 {
-                Err(FakeError::Transient(n))
-            } else {
-                Ok(n)
-            }
-        }
+        async move { if n < 3 { Err(FakeError::Transient(n)) } else { Ok(n) } }
     })
     .await;
     assert_eq!(result.ok(), Some(3));
@@ -59,10 +39,7 @@ async fn exhausted_attempts_return_the_last_inner_error() {
         async move { Err(FakeError::Transient(n)) }
     })
     .await;
-    assert!(matches!(
-        result,
-        Err(BreakerError::Inner(FakeError::Transient(3)))
-    ));
+    assert!(matches!(result, Err(BreakerError::Inner(FakeError::Transient(3)))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -74,10 +51,7 @@ async fn permanent_error_is_not_retried() {
         async move { Err(FakeError::Permanent(n)) }
     })
     .await;
-    assert!(matches!(
-        result,
-        Err(BreakerError::Inner(FakeError::Permanent(1)))
-    ));
+    assert!(matches!(result, Err(BreakerError::Inner(FakeError::Permanent(1)))));
     assert_eq!(calls.count(), 1);
 }
 
@@ -91,15 +65,8 @@ async fn breaker_opening_mid_retry_stops_at_once() {
         async move { Err(FakeError::Transient(n)) }
     })
     .await;
-    assert!(
-        matches!(result, Err(BreakerError::Open { .. })),
-        "{result:?}"
-    );
-    assert_eq!(
-        calls.count(),
-        2,
-        "the attempt after the breaker opened never ran"
-    );
+    assert!(matches!(result, Err(BreakerError::Open { .. })), "{result:?}");
+    assert_eq!(calls.count(), 2, "the attempt after the breaker opened never ran");
     // Waited before attempts 2 and 3 (the rejected one), then no more.
     assert_eq!(started.elapsed(), BASE + BASE * 2);
 }
@@ -107,9 +74,7 @@ async fn breaker_opening_mid_retry_stops_at_once() {
 #[tokio::test(start_paused = true)]
 async fn open_breaker_fails_fast_without_calling_f() {
     let breaker = breaker("guarded-already-open", 1);
-    let _ = breaker
-        .call(|| async { Err::<(), _>(FakeError::Transient(0)) })
-        .await;
+    let _ = breaker.call(|| async { Err::<(), _>(FakeError::Transient(0)) }).await;
 
     let calls = Calls::default();
     let started = Instant::now();
@@ -129,14 +94,9 @@ async fn background_loop_can_wait_out_an_open_breaker() {
     // until the breaker lets a probe through.
     let breaker = CircuitBreaker::new(
         "guarded-background",
-        BreakerConfig {
-            failure_threshold: 1,
-            reset_timeout: Duration::from_millis(25),
-        },
+        BreakerConfig { failure_threshold: 1, reset_timeout: Duration::from_millis(25) },
     );
-    let _ = breaker
-        .call(|| async { Err::<(), _>(FakeError::Transient(0)) })
-        .await;
+    let _ = breaker.call(|| async { Err::<(), _>(FakeError::Transient(0)) }).await;
 
     let calls = Calls::default();
     let result = policy(5)

@@ -26,27 +26,17 @@ fn rejected_line(dependency: &str, value: u32) -> String {
 #[tokio::test(start_paused = true)]
 async fn state_gauge_follows_the_breaker() {
     let name = "metrics-gauge";
-    let breaker = CircuitBreaker::new(
-        name,
-        BreakerConfig {
-            failure_threshold: 1,
-            reset_timeout: Duration::from_secs(1),
-        },
-    );
+    let breaker =
+        CircuitBreaker::new(name, BreakerConfig { failure_threshold: 1, reset_timeout: Duration::from_secs(1) });
     let mut registry = Registry::default();
     breaker.register_metrics(&mut registry);
 
     let text = render(&registry);
-    assert!(
-        text.contains("# TYPE circuit_breaker_state gauge"),
-        "{text}"
-    );
+    assert!(text.contains("# TYPE circuit_breaker_state gauge"), "{text}");
     assert!(text.contains(&state_line(name, 0)), "{text}");
     assert!(text.contains(&rejected_line(name, 0)), "{text}");
 
-    let _ = breaker
-        .call(|| async { Err::<(), _>(FakeError::Transient(1)) })
-        .await;
+    let _ = breaker.call(|| async { Err::<(), _>(FakeError::Transient(1)) }).await;
     let _ = breaker.call(|| async { Ok::<_, FakeError>(()) }).await;
     let text = render(&registry);
     assert!(text.contains(&state_line(name, 1)), "{text}");
@@ -88,17 +78,8 @@ async fn several_breakers_share_one_family_per_registry() {
     payments.register_metrics(&mut registry);
 
     let text = render(&registry);
-    assert_eq!(
-        text.matches("# TYPE circuit_breaker_state gauge").count(),
-        1,
-        "{text}"
-    );
-    assert_eq!(
-        text.matches("# TYPE circuit_breaker_rejected counter")
-            .count(),
-        1,
-        "{text}"
-    );
+    assert_eq!(text.matches("# TYPE circuit_breaker_state gauge").count(), 1, "{text}");
+    assert_eq!(text.matches("# TYPE circuit_breaker_rejected counter").count(), 1, "{text}");
     assert!(text.contains("dependency=\"metrics-shared-a\""), "{text}");
     assert!(text.contains("dependency=\"metrics-shared-b\""), "{text}");
 

@@ -70,11 +70,7 @@ async fn permanent_error_stops_at_once() {
     let (result, gaps) = run(policy(5, 10, 1_000), None, FakeError::Permanent).await;
     assert_eq!(result, Err(FakeError::Permanent(1)));
     assert!(gaps.is_empty(), "exactly one call");
-    assert_eq!(
-        started.elapsed(),
-        Duration::ZERO,
-        "no backoff after a permanent error"
-    );
+    assert_eq!(started.elapsed(), Duration::ZERO, "no backoff after a permanent error");
 }
 
 #[tokio::test(start_paused = true)]
@@ -83,13 +79,7 @@ async fn permanent_error_after_transient_ones_stops_there() {
     let result: Result<(), _> = policy(5, 10, 1_000)
         .retry("test-op", || {
             let n = calls.next();
-            async move {
-                Err(if n < 3 {
-                    FakeError::Transient(n)
-                } else {
-                    FakeError::Permanent(n)
-                })
-            }
+            async move { Err(if n < 3 { FakeError::Transient(n) } else { FakeError::Permanent(n) }) }
         })
         .await;
     assert_eq!(result, Err(FakeError::Permanent(3)));
@@ -108,10 +98,7 @@ async fn delays_grow_by_factor_and_stop_at_the_cap() {
     let (_, gaps) = run(policy(7, 100, 500), None, FakeError::Transient).await;
     assert_eq!(gaps, ms(&[100, 200, 400, 500, 500, 500]));
 
-    let tripling = RetryPolicy {
-        factor: 3.0,
-        ..policy(4, 10, 10_000)
-    };
+    let tripling = RetryPolicy { factor: 3.0, ..policy(4, 10, 10_000) };
     let (_, gaps) = run(tripling, None, FakeError::Transient).await;
     assert_eq!(gaps, ms(&[10, 30, 90]));
 }
@@ -124,10 +111,7 @@ async fn base_above_cap_is_capped() {
 
 #[tokio::test(start_paused = true)]
 async fn external_api_default_schedule() {
-    let external = RetryPolicy {
-        jitter: false,
-        ..RetryPolicy::external_api()
-    };
+    let external = RetryPolicy { jitter: false, ..RetryPolicy::external_api() };
     let (result, gaps) = run(external, None, FakeError::Transient).await;
     assert_eq!(result, Err(FakeError::Transient(5)));
     assert_eq!(gaps, ms(&[1_000, 2_000, 4_000, 8_000]));
@@ -135,20 +119,13 @@ async fn external_api_default_schedule() {
 
 #[tokio::test(start_paused = true)]
 async fn jittered_delays_stay_between_half_and_full_and_under_the_cap() {
-    let jittered = RetryPolicy {
-        jitter: true,
-        ..policy(8, 100, 1_000)
-    };
+    let jittered = RetryPolicy { jitter: true, ..policy(8, 100, 1_000) };
     let nominal = ms(&[100, 200, 400, 800, 1_000, 1_000, 1_000]);
     for _ in 0..20 {
         let (_, gaps) = run(jittered, None, FakeError::Transient).await;
         assert_eq!(gaps.len(), nominal.len());
         for (gap, nominal) in gaps.iter().zip(&nominal) {
-            assert!(
-                *gap >= *nominal / 2 && gap <= nominal,
-                "{gap:?} outside [{:?}, {nominal:?}]",
-                *nominal / 2
-            );
+            assert!(*gap >= *nominal / 2 && gap <= nominal, "{gap:?} outside [{:?}, {nominal:?}]", *nominal / 2);
         }
     }
 }

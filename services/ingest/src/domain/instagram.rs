@@ -6,8 +6,7 @@
 //! account itself) become `echo_received`, never customer messages.
 
 use events::ingest::{
-    Customer, DeliveryStatus, EchoReceived, MessageContent, MessageReceived, MessageStatusUpdated,
-    Platform,
+    Customer, DeliveryStatus, EchoReceived, MessageContent, MessageReceived, MessageStatusUpdated, Platform,
 };
 use serde::Deserialize;
 
@@ -129,8 +128,7 @@ struct Read {
 
 /// Parses and normalises an Instagram messaging webhook body.
 pub fn normalize(body: &[u8]) -> Result<Vec<Normalized>, ParseError> {
-    let webhook: Webhook =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     if webhook.object != "instagram" {
         return Err(ParseError::WrongShape {
             platform: "instagram",
@@ -139,10 +137,7 @@ pub fn normalize(body: &[u8]) -> Result<Vec<Normalized>, ParseError> {
     }
     let mut out = Vec::new();
     for entry in webhook.entry {
-        let channel = ChannelRef {
-            platform: Platform::Instagram,
-            external_id: entry.id.clone(),
-        };
+        let channel = ChannelRef { platform: Platform::Instagram, external_id: entry.id.clone() };
         for event in entry.messaging {
             if let Some(normalized) = normalize_messaging(&channel, event)? {
                 out.push(normalized);
@@ -152,29 +147,18 @@ pub fn normalize(body: &[u8]) -> Result<Vec<Normalized>, ParseError> {
     Ok(out)
 }
 
-fn normalize_messaging(
-    channel: &ChannelRef,
-    event: Messaging,
-) -> Result<Option<Normalized>, ParseError> {
+fn normalize_messaging(channel: &ChannelRef, event: Messaging) -> Result<Option<Normalized>, ParseError> {
     let at = from_epoch_millis("messaging[].timestamp", event.timestamp)?;
     let account = channel.external_id.clone();
     let from_business = event.sender.id == account;
-    let customer_id = if from_business {
-        event.recipient.id.clone()
-    } else {
-        event.sender.id.clone()
-    };
+    let customer_id = if from_business { event.recipient.id.clone() } else { event.sender.id.clone() };
     let partition_key = format!("ig:{account}:{customer_id}");
     let received = |message_id: String, content: MessageContent, reply_to: Option<String>| {
         IngestEvent::Message(MessageReceived {
             platform: Platform::Instagram,
             channel_id: account.clone(),
             message_id,
-            customer: Customer {
-                platform_id: customer_id.clone(),
-                name: None,
-                phone_e164: None,
-            },
+            customer: Customer { platform_id: customer_id.clone(), name: None, phone_e164: None },
             sent_at: at,
             content,
             reply_to,
@@ -204,29 +188,16 @@ fn normalize_messaging(
             (key, received(message.mid.clone(), content, reply_to))
         }
     } else if let Some(postback) = event.postback {
-        let mid = postback
-            .mid
-            .clone()
-            .unwrap_or_else(|| format!("postback-{}-{}", customer_id, event.timestamp));
+        let mid = postback.mid.clone().unwrap_or_else(|| format!("postback-{}-{}", customer_id, event.timestamp));
         let content = MessageContent::Interactive {
             reply_id: postback.payload.clone().unwrap_or_default(),
             title: postback.title.clone(),
         };
         (format!("ig:postback:{mid}"), received(mid, content, None))
     } else if let Some(reaction) = event.reaction {
-        let emoji = if reaction.action == "unreact" {
-            None
-        } else {
-            reaction.emoji.clone()
-        };
-        let content = MessageContent::Reaction {
-            target_message_id: reaction.mid.clone(),
-            emoji,
-        };
-        let id = format!(
-            "reaction-{}-{}-{}",
-            reaction.mid, reaction.action, event.timestamp
-        );
+        let emoji = if reaction.action == "unreact" { None } else { reaction.emoji.clone() };
+        let content = MessageContent::Reaction { target_message_id: reaction.mid.clone(), emoji };
+        let id = format!("reaction-{}-{}-{}", reaction.mid, reaction.action, event.timestamp);
         (format!("ig:{id}"), received(id.clone(), content, None))
     } else if let Some(read) = event.read {
         let status = MessageStatusUpdated {
@@ -242,29 +213,18 @@ fn normalize_messaging(
         (format!("ig:read:{}", read.mid), IngestEvent::Status(status))
     } else if let Some(referral) = event.referral.clone() {
         let id = format!("referral-{}-{}", customer_id, event.timestamp);
-        let content = MessageContent::Unsupported {
-            raw_type: "referral".into(),
-            raw: referral,
-        };
+        let content = MessageContent::Unsupported { raw_type: "referral".into(), raw: referral };
         (format!("ig:{id}"), received(id.clone(), content, None))
     } else {
         // A messaging item of a kind we do not know: nothing to key it on but sender and time.
         return Ok(None);
     };
-    Ok(Some(Normalized {
-        dedupe_key,
-        channel: channel.clone(),
-        partition_key,
-        event: normalized_event,
-    }))
+    Ok(Some(Normalized { dedupe_key, channel: channel.clone(), partition_key, event: normalized_event }))
 }
 
 fn message_content(message: &Message) -> MessageContent {
     if message.is_deleted {
-        return MessageContent::Unsupported {
-            raw_type: "message_deleted".into(),
-            raw: serde_json::Value::Null,
-        };
+        return MessageContent::Unsupported { raw_type: "message_deleted".into(), raw: serde_json::Value::Null };
     }
     if let Some(story) = message.reply_to.as_ref().and_then(|r| r.story.as_ref()) {
         return MessageContent::StoryReply {
@@ -274,10 +234,7 @@ fn message_content(message: &Message) -> MessageContent {
         };
     }
     if let Some(quick_reply) = &message.quick_reply {
-        return MessageContent::Interactive {
-            reply_id: quick_reply.payload.clone(),
-            title: message.text.clone(),
-        };
+        return MessageContent::Interactive { reply_id: quick_reply.payload.clone(), title: message.text.clone() };
     }
     if let Some(attachment) = message.attachments.first() {
         return MessageContent::Media {
@@ -290,9 +247,6 @@ fn message_content(message: &Message) -> MessageContent {
     }
     match &message.text {
         Some(text) if !message.is_unsupported => MessageContent::Text { body: text.clone() },
-        _ => MessageContent::Unsupported {
-            raw_type: "unsupported".into(),
-            raw: serde_json::Value::Null,
-        },
+        _ => MessageContent::Unsupported { raw_type: "unsupported".into(), raw: serde_json::Value::Null },
     }
 }

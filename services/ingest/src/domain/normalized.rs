@@ -1,8 +1,6 @@
 //! The result of normalising a webhook: events not yet routed to a tenant.
 
-use events::ingest::{
-    EchoReceived, MessageReceived, MessageStatusUpdated, Platform, TiktokShopNotification,
-};
+use events::ingest::{EchoReceived, MessageReceived, MessageStatusUpdated, Platform, TiktokShopNotification};
 use uuid::Uuid;
 
 /// The channel an event arrived on, as the platform names it.
@@ -60,10 +58,7 @@ pub enum ParseError {
     #[error("body is not JSON: {0}")]
     NotJson(String),
     #[error("not a {platform} webhook: {reason}")]
-    WrongShape {
-        platform: &'static str,
-        reason: String,
-    },
+    WrongShape { platform: &'static str, reason: String },
     #[error("bad {field}: {reason}")]
     BadField { field: &'static str, reason: String },
 }
@@ -71,9 +66,8 @@ pub enum ParseError {
 /// A WhatsApp `wa_id` (digits with country code) as E.164, if it looks like a phone number.
 pub fn phone_e164(digits: &str) -> Option<String> {
     let digits = digits.trim_start_matches('+');
-    let valid = (8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
+    let valid =
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
     valid.then(|| format!("+{digits}"))
 }
 
@@ -84,10 +78,7 @@ mod tests {
     #[test]
     fn phone_numbers_become_e164_or_nothing() {
         assert_eq!(phone_e164("16505551234").as_deref(), Some("+16505551234"));
-        assert_eq!(
-            phone_e164("+4915112345678").as_deref(),
-            Some("+4915112345678")
-        );
+        assert_eq!(phone_e164("+4915112345678").as_deref(), Some("+4915112345678"));
         for bad in ["", "123", "0123456789", "1650555123a", "1234567890123456"] {
             assert_eq!(phone_e164(bad), None, "{bad}");
         }
@@ -97,10 +88,7 @@ mod tests {
     fn event_ids_are_stable_per_key() {
         let normalized = |key: &str| Normalized {
             dedupe_key: key.into(),
-            channel: ChannelRef {
-                platform: Platform::Whatsapp,
-                external_id: "1".into(),
-            },
+            channel: ChannelRef { platform: Platform::Whatsapp, external_id: "1".into() },
             partition_key: "p".into(),
             event: IngestEvent::Echo(EchoReceived {
                 platform: Platform::Instagram,
@@ -123,41 +111,23 @@ pub(crate) fn json_literal(raw: &serde_json::value::RawValue) -> Result<String, 
     if text.starts_with('"') {
         return serde_json::from_str::<String>(text).map_err(|e| e.to_string());
     }
-    let is_number = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'e' | b'E' | b'+'));
-    if is_number {
-        Ok(text.to_string())
-    } else {
-        Err(format!("expected a number or string, got {text}"))
-    }
+    let is_number =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'e' | b'E' | b'+'));
+    if is_number { Ok(text.to_string()) } else { Err(format!("expected a number or string, got {text}")) }
 }
 
 /// Epoch seconds (WhatsApp sends them as a string) as a timestamp.
-pub(crate) fn from_epoch_seconds(
-    field: &'static str,
-    value: &str,
-) -> Result<time::OffsetDateTime, ParseError> {
-    let seconds: i64 = value.trim().parse().map_err(|_| ParseError::BadField {
-        field,
-        reason: format!("{value:?} is not epoch seconds"),
-    })?;
-    time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|e| ParseError::BadField {
-        field,
-        reason: e.to_string(),
-    })
+pub(crate) fn from_epoch_seconds(field: &'static str, value: &str) -> Result<time::OffsetDateTime, ParseError> {
+    let seconds: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| ParseError::BadField { field, reason: format!("{value:?} is not epoch seconds") })?;
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|e| ParseError::BadField { field, reason: e.to_string() })
 }
 
 /// Epoch milliseconds (Instagram) as a timestamp.
-pub(crate) fn from_epoch_millis(
-    field: &'static str,
-    millis: i64,
-) -> Result<time::OffsetDateTime, ParseError> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).map_err(|e| {
-        ParseError::BadField {
-            field,
-            reason: e.to_string(),
-        }
-    })
+pub(crate) fn from_epoch_millis(field: &'static str, millis: i64) -> Result<time::OffsetDateTime, ParseError> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .map_err(|e| ParseError::BadField { field, reason: e.to_string() })
 }

@@ -30,21 +30,13 @@ fn verify(mac: HmacSha256, hex_signature: &str) -> Result<(), SignatureError> {
     if expected.len() != 32 {
         return Err(SignatureError::Malformed);
     }
-    mac.verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
 }
 
 /// Checks Meta's `X-Hub-Signature-256` header.
-pub fn verify_meta(
-    app_secret: &[u8],
-    header: Option<&str>,
-    body: &[u8],
-) -> Result<(), SignatureError> {
+pub fn verify_meta(app_secret: &[u8], header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let hex_signature = header
-        .trim()
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::Malformed)?;
+    let hex_signature = header.trim().strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
     let mut mac = mac(app_secret);
     mac.update(body);
     verify(mac, hex_signature)
@@ -88,28 +80,13 @@ mod tests {
         let body = br#"{"object":"whatsapp_business_account","text":"gr\u00fc\u00df"}"#;
         let header = sign_meta(b"secret", body);
         assert_eq!(verify_meta(b"secret", Some(&header), body), Ok(()));
-        assert_eq!(
-            verify_meta(b"secret", None, body),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify_meta(b"other", Some(&header), body),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_meta(b"secret", Some(&header[7..]), body),
-            Err(SignatureError::Malformed)
-        );
-        assert_eq!(
-            verify_meta(b"secret", Some("sha256=zz"), body),
-            Err(SignatureError::Malformed)
-        );
+        assert_eq!(verify_meta(b"secret", None, body), Err(SignatureError::Missing));
+        assert_eq!(verify_meta(b"other", Some(&header), body), Err(SignatureError::Mismatch));
+        assert_eq!(verify_meta(b"secret", Some(&header[7..]), body), Err(SignatureError::Malformed));
+        assert_eq!(verify_meta(b"secret", Some("sha256=zz"), body), Err(SignatureError::Malformed));
         // The same JSON with the escapes decoded is different bytes: it must not verify.
         let reserialised = "{\"object\":\"whatsapp_business_account\",\"text\":\"grüß\"}";
-        assert_eq!(
-            verify_meta(b"secret", Some(&header), reserialised.as_bytes()),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify_meta(b"secret", Some(&header), reserialised.as_bytes()), Err(SignatureError::Mismatch));
     }
 
     #[test]
@@ -130,26 +107,12 @@ mod tests {
     fn tiktok_signature_covers_app_key_and_body() {
         let body = br#"{"type":1,"tts_notification_id":"7327112393057371910"}"#;
         let header = sign_tiktok("appkey", b"appsecret", body);
+        assert_eq!(verify_tiktok("appkey", b"appsecret", Some(&header), body), Ok(()));
+        assert_eq!(verify_tiktok("otherkey", b"appsecret", Some(&header), body), Err(SignatureError::Mismatch));
         assert_eq!(
-            verify_tiktok("appkey", b"appsecret", Some(&header), body),
-            Ok(())
-        );
-        assert_eq!(
-            verify_tiktok("otherkey", b"appsecret", Some(&header), body),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_tiktok(
-                "appkey",
-                b"appsecret",
-                Some(&format!("Bearer {header}")),
-                body
-            ),
+            verify_tiktok("appkey", b"appsecret", Some(&format!("Bearer {header}")), body),
             Err(SignatureError::Malformed)
         );
-        assert_eq!(
-            verify_tiktok("appkey", b"appsecret", None, body),
-            Err(SignatureError::Missing)
-        );
+        assert_eq!(verify_tiktok("appkey", b"appsecret", None, body), Err(SignatureError::Missing));
     }
 }

@@ -37,10 +37,7 @@ struct Data {
 }
 
 fn bad(field: &'static str, reason: impl std::fmt::Display) -> ParseError {
-    ParseError::BadField {
-        field,
-        reason: reason.to_string(),
-    }
+    ParseError::BadField { field, reason: reason.to_string() }
 }
 
 fn id_text(field: &'static str, raw: &RawValue) -> Result<String, ParseError> {
@@ -53,34 +50,22 @@ fn id_text(field: &'static str, raw: &RawValue) -> Result<String, ParseError> {
 
 /// Parses and normalises a TikTok Shop webhook body.
 pub fn normalize(body: &[u8]) -> Result<Normalized, ParseError> {
-    let webhook: Webhook =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     let notification_id = id_text("tts_notification_id", &webhook.tts_notification_id)?;
     let shop_id = id_text("shop_id", &webhook.shop_id)?;
     if !webhook.data.get().trim_start().starts_with('{') {
-        return Err(ParseError::WrongShape {
-            platform: "tiktok_shop",
-            reason: "data is not an object".into(),
-        });
+        return Err(ParseError::WrongShape { platform: "tiktok_shop", reason: "data is not an object".into() });
     }
     let data: Data = serde_json::from_str(webhook.data.get()).map_err(|e| bad("data", e))?;
-    let order_id = data
-        .order_id
-        .as_deref()
-        .map(|raw| id_text("data.order_id", raw))
-        .transpose()?;
-    let sent_at = time::OffsetDateTime::from_unix_timestamp(webhook.timestamp)
-        .map_err(|e| bad("timestamp", e))?;
+    let order_id = data.order_id.as_deref().map(|raw| id_text("data.order_id", raw)).transpose()?;
+    let sent_at = time::OffsetDateTime::from_unix_timestamp(webhook.timestamp).map_err(|e| bad("timestamp", e))?;
     let partition_key = match &order_id {
         Some(order_id) => format!("tt:{shop_id}:{order_id}"),
         None => format!("tt:{shop_id}"),
     };
     Ok(Normalized {
         dedupe_key: format!("tt:{notification_id}"),
-        channel: ChannelRef {
-            platform: Platform::TiktokShop,
-            external_id: shop_id.clone(),
-        },
+        channel: ChannelRef { platform: Platform::TiktokShop, external_id: shop_id.clone() },
         partition_key,
         event: IngestEvent::Tiktok(TiktokShopNotification {
             shop_id,
@@ -88,10 +73,7 @@ pub fn normalize(body: &[u8]) -> Result<Normalized, ParseError> {
             notification_type: webhook.kind,
             kind: TiktokNotificationKind::from_type(webhook.kind),
             order_id,
-            status: data
-                .order_status
-                .or(data.cancel_status)
-                .or(data.return_status),
+            status: data.order_status.or(data.cancel_status).or(data.return_status),
             update_time: data.update_time,
             sent_at,
             raw_data: webhook.data.get().to_string(),

@@ -6,8 +6,7 @@
 //! Unknown fields are ignored; unknown message types are published as `unsupported`.
 
 use events::ingest::{
-    CatalogItem, Customer, DeliveryStatus, MessageContent, MessageReceived, MessageStatusUpdated,
-    Platform, StatusError,
+    CatalogItem, Customer, DeliveryStatus, MessageContent, MessageReceived, MessageStatusUpdated, Platform, StatusError,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -198,10 +197,7 @@ struct ErrorData {
 }
 
 fn bad(field: &'static str, reason: impl std::fmt::Display) -> ParseError {
-    ParseError::BadField {
-        field,
-        reason: reason.to_string(),
-    }
+    ParseError::BadField { field, reason: reason.to_string() }
 }
 
 /// What else a webhook held besides events: changes of other fields (counted, archived).
@@ -212,13 +208,9 @@ pub struct Skipped {
 
 /// Parses and normalises a WhatsApp webhook body.
 pub fn normalize(body: &[u8]) -> Result<(Vec<Normalized>, Skipped), ParseError> {
-    let webhook: Webhook =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     if webhook.object != "whatsapp_business_account" {
-        return Err(ParseError::WrongShape {
-            platform: "whatsapp",
-            reason: format!("object is {:?}", webhook.object),
-        });
+        return Err(ParseError::WrongShape { platform: "whatsapp", reason: format!("object is {:?}", webhook.object) });
     }
     let mut events = Vec::new();
     let mut skipped = Skipped::default();
@@ -228,8 +220,7 @@ pub fn normalize(body: &[u8]) -> Result<(Vec<Normalized>, Skipped), ParseError> 
                 skipped.other_fields.push(change.field);
                 continue;
             }
-            let value: Value =
-                serde_json::from_str(change.value.get()).map_err(|e| bad("value", e))?;
+            let value: Value = serde_json::from_str(change.value.get()).map_err(|e| bad("value", e))?;
             normalize_value(value, &mut events)?;
         }
     }
@@ -237,19 +228,13 @@ pub fn normalize(body: &[u8]) -> Result<(Vec<Normalized>, Skipped), ParseError> 
 }
 
 fn normalize_value(value: Value, out: &mut Vec<Normalized>) -> Result<(), ParseError> {
-    let channel = ChannelRef {
-        platform: Platform::Whatsapp,
-        external_id: value.metadata.phone_number_id.clone(),
-    };
+    let channel = ChannelRef { platform: Platform::Whatsapp, external_id: value.metadata.phone_number_id.clone() };
     for raw in value.messages {
-        let message: Message =
-            serde_json::from_value(raw.clone()).map_err(|e| bad("messages[]", e))?;
+        let message: Message = serde_json::from_value(raw.clone()).map_err(|e| bad("messages[]", e))?;
         let contact = value.contacts.iter().find(|c| c.wa_id == message.from);
         let customer = Customer {
             platform_id: message.from.clone(),
-            name: contact
-                .and_then(|c| c.profile.as_ref())
-                .and_then(|p| p.name.clone()),
+            name: contact.and_then(|c| c.profile.as_ref()).and_then(|p| p.name.clone()),
             phone_e164: phone_e164(&message.from),
         };
         let content = content_of(&message, raw)?;
@@ -306,58 +291,36 @@ fn normalize_value(value: Value, out: &mut Vec<Normalized>) -> Result<(), ParseE
 }
 
 fn content_of(message: &Message, raw: serde_json::Value) -> Result<MessageContent, ParseError> {
-    let unsupported = |raw: serde_json::Value| MessageContent::Unsupported {
-        raw_type: message.kind.clone(),
-        raw,
-    };
+    let unsupported = |raw: serde_json::Value| MessageContent::Unsupported { raw_type: message.kind.clone(), raw };
     let content = match message.kind.as_str() {
         "text" => match &message.text {
-            Some(text) => MessageContent::Text {
-                body: text.body.clone(),
-            },
+            Some(text) => MessageContent::Text { body: text.body.clone() },
             None => return Err(bad("messages[].text", "a text message without text")),
         },
         "order" => match &message.order {
             Some(order) => MessageContent::CatalogOrder {
                 catalog_id: order.catalog_id.clone(),
                 note: order.text.clone(),
-                items: order
-                    .product_items
-                    .iter()
-                    .map(catalog_item)
-                    .collect::<Result<_, _>>()?,
+                items: order.product_items.iter().map(catalog_item).collect::<Result<_, _>>()?,
             },
             None => return Err(bad("messages[].order", "an order message without order")),
         },
-        "interactive" => match message
-            .interactive
-            .as_ref()
-            .and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref()))
-        {
-            Some(reply) => MessageContent::Interactive {
-                reply_id: reply.id.clone(),
-                title: reply.title.clone(),
-            },
-            None => unsupported(raw),
-        },
+        "interactive" => {
+            match message.interactive.as_ref().and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref())) {
+                Some(reply) => MessageContent::Interactive { reply_id: reply.id.clone(), title: reply.title.clone() },
+                None => unsupported(raw),
+            }
+        }
         "button" => match &message.button {
             Some(button) => MessageContent::Interactive {
-                reply_id: button
-                    .payload
-                    .clone()
-                    .or_else(|| button.text.clone())
-                    .unwrap_or_default(),
+                reply_id: button.payload.clone().or_else(|| button.text.clone()).unwrap_or_default(),
                 title: button.text.clone(),
             },
             None => unsupported(raw),
         },
         kind @ ("image" | "video" | "audio" | "document" | "sticker") => {
-            let media: Option<Media> = raw
-                .get(kind)
-                .cloned()
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|e| bad("media", e))?;
+            let media: Option<Media> =
+                raw.get(kind).cloned().map(serde_json::from_value).transpose().map_err(|e| bad("media", e))?;
             match media {
                 Some(media) => MessageContent::Media {
                     media_kind: kind.to_string(),
@@ -378,9 +341,7 @@ fn content_of(message: &Message, raw: serde_json::Value) -> Result<MessageConten
             },
             None => unsupported(raw),
         },
-        "contacts" => MessageContent::Contacts {
-            contacts: raw.get("contacts").cloned().unwrap_or_default(),
-        },
+        "contacts" => MessageContent::Contacts { contacts: raw.get("contacts").cloned().unwrap_or_default() },
         "reaction" => match &message.reaction {
             Some(r) => MessageContent::Reaction {
                 target_message_id: r.message_id.clone(),
@@ -394,19 +355,14 @@ fn content_of(message: &Message, raw: serde_json::Value) -> Result<MessageConten
 }
 
 fn catalog_item(item: &ProductItem) -> Result<CatalogItem, ParseError> {
-    let quantity_text =
-        json_literal(&item.quantity).map_err(|e| bad("product_items[].quantity", e))?;
-    let quantity: i64 = quantity_text.parse().map_err(|_| {
-        bad(
-            "product_items[].quantity",
-            format!("{quantity_text} is not a whole number"),
-        )
-    })?;
+    let quantity_text = json_literal(&item.quantity).map_err(|e| bad("product_items[].quantity", e))?;
+    let quantity: i64 = quantity_text
+        .parse()
+        .map_err(|_| bad("product_items[].quantity", format!("{quantity_text} is not a whole number")))?;
     if quantity <= 0 {
         return Err(bad("product_items[].quantity", "must be positive"));
     }
-    let price_text =
-        json_literal(&item.item_price).map_err(|e| bad("product_items[].item_price", e))?;
+    let price_text = json_literal(&item.item_price).map_err(|e| bad("product_items[].item_price", e))?;
     let unit_price = item
         .currency
         .parse::<money::Currency>()

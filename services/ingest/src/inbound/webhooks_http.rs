@@ -32,14 +32,8 @@ pub struct WebhookState {
 
 pub fn router(state: WebhookState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route(
-            "/webhooks/whatsapp",
-            get(verify_subscription).post(whatsapp_post),
-        )
-        .route(
-            "/webhooks/instagram",
-            get(verify_subscription).post(instagram_post),
-        )
+        .route("/webhooks/whatsapp", get(verify_subscription).post(whatsapp_post))
+        .route("/webhooks/instagram", get(verify_subscription).post(instagram_post))
         .route("/webhooks/tiktok", axum::routing::post(tiktok_post))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
@@ -97,11 +91,7 @@ impl IntoResponse for WebhookError {
     fn into_response(self) -> Response {
         let status = self.status();
         // A 5xx says only that it failed; the reason is in our logs, not in the platform's.
-        let message = if status.is_server_error() {
-            "temporarily unavailable".to_string()
-        } else {
-            self.to_string()
-        };
+        let message = if status.is_server_error() { "temporarily unavailable".to_string() } else { self.to_string() };
         (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
     }
 }
@@ -121,10 +111,7 @@ async fn verify_subscription(
     if params.get("hub.mode").map(String::as_str) != Some("subscribe") {
         return Err(WebhookError::NotSubscribe);
     }
-    let token = params
-        .get("hub.verify_token")
-        .map(String::as_str)
-        .unwrap_or_default();
+    let token = params.get("hub.verify_token").map(String::as_str).unwrap_or_default();
     if token.as_bytes() != state.meta_verify_token.as_bytes() {
         return Err(WebhookError::VerifyTokenMismatch);
     }
@@ -158,11 +145,7 @@ async fn instagram_post(
     let platform = Platform::Instagram;
     let result = async {
         let body = body_of(body)?;
-        signature::verify_meta(
-            state.meta_app_secret.as_bytes(),
-            header(&headers, "x-hub-signature-256"),
-            &body,
-        )?;
+        signature::verify_meta(state.meta_app_secret.as_bytes(), header(&headers, "x-hub-signature-256"), &body)?;
         let events = instagram::normalize(&body)?;
         accept(&state, platform, body, events).await
     }
@@ -201,14 +184,7 @@ async fn accept(
     body: Bytes,
     events: Vec<Normalized>,
 ) -> Result<webhooks::Outcome, WebhookError> {
-    Ok(state
-        .acceptor
-        .accept(Submission {
-            platform,
-            body,
-            events,
-        })
-        .await?)
+    Ok(state.acceptor.accept(Submission { platform, body, events }).await?)
 }
 
 fn respond(
@@ -241,10 +217,7 @@ fn respond(
                 }
                 // Parse errors can quote payload values (message text, phone numbers): not logged.
                 _ if matches!(err, WebhookError::Parse(_)) => {
-                    tracing::warn!(
-                        platform = platform.as_str(),
-                        "webhook refused: not the platform's shape"
-                    )
+                    tracing::warn!(platform = platform.as_str(), "webhook refused: not the platform's shape")
                 }
                 _ => tracing::warn!(platform = platform.as_str(), error = %err, "webhook refused"),
             }

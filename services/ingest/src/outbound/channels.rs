@@ -32,45 +32,22 @@ pub enum Error {
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         match db::classify(&err) {
-            db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => {
-                Error::Unavailable(err.to_string())
-            }
+            db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => Error::Unavailable(err.to_string()),
             db::DbErrorKind::UniqueViolation => Error::AlreadyRegistered("this platform id".into()),
-            db::DbErrorKind::ConstraintViolation | db::DbErrorKind::Other => {
-                Error::Internal(err.to_string())
-            }
+            db::DbErrorKind::ConstraintViolation | db::DbErrorKind::Other => Error::Internal(err.to_string()),
         }
     }
 }
 
-type Row = (
-    Uuid,
-    Uuid,
-    String,
-    String,
-    String,
-    bool,
-    OffsetDateTime,
-    bool,
-);
+type Row = (Uuid, Uuid, String, String, String, bool, OffsetDateTime, bool);
 
-const COLUMNS: &str = "id, tenant_id, platform, external_id, display_name, enabled, created_at, credentials IS NOT NULL";
+const COLUMNS: &str =
+    "id, tenant_id, platform, external_id, display_name, enabled, created_at, credentials IS NOT NULL";
 
 fn from_row(row: Row) -> Result<Channel, Error> {
-    let (id, tenant_id, platform, external_id, display_name, enabled, created_at, has_credentials) =
-        row;
-    let platform = Platform::parse(&platform)
-        .ok_or_else(|| Error::Internal(format!("unknown platform {platform}")))?;
-    Ok(Channel {
-        id,
-        tenant_id,
-        platform,
-        external_id,
-        display_name,
-        enabled,
-        created_at,
-        has_credentials,
-    })
+    let (id, tenant_id, platform, external_id, display_name, enabled, created_at, has_credentials) = row;
+    let platform = Platform::parse(&platform).ok_or_else(|| Error::Internal(format!("unknown platform {platform}")))?;
+    Ok(Channel { id, tenant_id, platform, external_id, display_name, enabled, created_at, has_credentials })
 }
 
 #[derive(Clone)]
@@ -103,10 +80,7 @@ impl ChannelRepository {
         .await?;
         match row {
             Some(row) => from_row(row),
-            None => Err(Error::AlreadyRegistered(format!(
-                "{}:{external_id}",
-                platform.as_str()
-            ))),
+            None => Err(Error::AlreadyRegistered(format!("{}:{external_id}", platform.as_str()))),
         }
     }
 
@@ -148,25 +122,24 @@ impl ChannelRepository {
         id: Uuid,
         tenant_id: Option<Uuid>,
         sealed: &[u8],
+        access_token_expires_at: Option<OffsetDateTime>,
     ) -> Result<Channel, Error> {
         let row: Option<Row> = sqlx::query_as(&format!(
-            "UPDATE channels SET credentials = $3, credentials_updated_at = now()
+            "UPDATE channels SET credentials = $3, credentials_updated_at = now(), access_token_expires_at = $4,
+               refresh_failures = 0, last_refresh_error = NULL
              WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) RETURNING {COLUMNS}"
         ))
         .bind(id)
         .bind(tenant_id)
         .bind(sealed)
+        .bind(access_token_expires_at)
         .fetch_optional(&self.pool)
         .await?;
         row.map(from_row).transpose()?.ok_or(Error::NotFound)
     }
 
     /// The sealed credentials of a tenant's channel.
-    pub async fn sealed_credentials(
-        &self,
-        id: Uuid,
-        tenant_id: Uuid,
-    ) -> Result<Option<Vec<u8>>, Error> {
+    pub async fn sealed_credentials(&self, id: Uuid, tenant_id: Uuid) -> Result<Option<Vec<u8>>, Error> {
         let row: Option<(Option<Vec<u8>>,)> =
             sqlx::query_as("SELECT credentials FROM channels WHERE id = $1 AND tenant_id = $2")
                 .bind(id)

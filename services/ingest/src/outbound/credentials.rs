@@ -24,21 +24,15 @@ impl CredentialSealer {
     /// `key_base64`: 32 random bytes, base64 (`ORDERFLOW_CREDENTIALS_KEY`).
     pub fn from_base64(key_base64: &str) -> Result<Self, Error> {
         use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(key_base64.trim())
-            .map_err(|_| Error::BadKey)?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(key_base64.trim()).map_err(|_| Error::BadKey)?;
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| Error::BadKey)?;
-        Ok(Self {
-            key: std::sync::Arc::new(LessSafeKey::new(unbound)),
-        })
+        Ok(Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) })
     }
 
     /// nonce || ciphertext+tag
     pub fn seal(&self, channel_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let mut nonce_bytes = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce_bytes)
-            .map_err(|_| Error::Seal)?;
+        SystemRandom::new().fill(&mut nonce_bytes).map_err(|_| Error::Seal)?;
         let mut in_out = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(
@@ -59,10 +53,8 @@ impl CredentialSealer {
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Open)?;
         let mut in_out = ciphertext.to_vec();
-        let plaintext = self
-            .key
-            .open_in_place(nonce, Aad::from(channel_id.as_bytes()), &mut in_out)
-            .map_err(|_| Error::Open)?;
+        let plaintext =
+            self.key.open_in_place(nonce, Aad::from(channel_id.as_bytes()), &mut in_out).map_err(|_| Error::Open)?;
         Ok(plaintext.to_vec())
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod channels;
 pub mod credentials;
+pub mod tiktok_auth;
 pub mod webhooks;

@@ -45,12 +45,10 @@ pub enum Error {
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         match db::classify(&err) {
-            db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => {
-                Error::Unavailable(err.to_string())
+            db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => Error::Unavailable(err.to_string()),
+            db::DbErrorKind::UniqueViolation | db::DbErrorKind::ConstraintViolation | db::DbErrorKind::Other => {
+                Error::Internal(err.to_string())
             }
-            db::DbErrorKind::UniqueViolation
-            | db::DbErrorKind::ConstraintViolation
-            | db::DbErrorKind::Other => Error::Internal(err.to_string()),
         }
     }
 }
@@ -84,11 +82,7 @@ impl ParkReason {
 pub const PARKED_CONSUMER: &str = "ingest.unknown_channel";
 
 /// Stores a batch of submissions in one transaction; returns one outcome per submission.
-pub async fn store_batch(
-    pool: &PgPool,
-    namespace: &Namespace,
-    batch: &[Submission],
-) -> Result<Vec<Outcome>, Error> {
+pub async fn store_batch(pool: &PgPool, namespace: &Namespace, batch: &[Submission]) -> Result<Vec<Outcome>, Error> {
     let mut tx = pool.begin().await?;
     let routes = load_routes(&mut tx, batch).await?;
 
@@ -105,10 +99,7 @@ pub async fn store_batch(
             }
         }
     }
-    let keys: Vec<&str> = candidates
-        .iter()
-        .map(|(_, e)| e.dedupe_key.as_str())
-        .collect();
+    let keys: Vec<&str> = candidates.iter().map(|(_, e)| e.dedupe_key.as_str()).collect();
     let ids: Vec<Uuid> = candidates.iter().map(|(_, e)| e.event_id()).collect();
     let inserted: HashSet<String> = sqlx::query_scalar(
         "INSERT INTO webhook_dedupe (key, event_id) SELECT * FROM UNNEST($1::text[], $2::uuid[])
@@ -128,10 +119,7 @@ pub async fn store_batch(
             continue;
         }
         match routes.get(&event.channel) {
-            Some(Route {
-                tenant_id,
-                enabled: true,
-            }) => {
+            Some(Route { tenant_id, enabled: true }) => {
                 rows.push(outbox_row(namespace, *tenant_id, event)?);
                 outcomes[index].published += 1;
             }
@@ -151,10 +139,7 @@ pub async fn store_batch(
     let platforms: Vec<&str> = batch.iter().map(|s| s.platform.as_str()).collect();
     let bodies: Vec<&[u8]> = batch.iter().map(|s| s.body.as_ref()).collect();
     let counts = |f: fn(&Outcome) -> usize| -> Vec<i32> {
-        outcomes
-            .iter()
-            .map(|o| i32::try_from(f(o)).unwrap_or(i32::MAX))
-            .collect()
+        outcomes.iter().map(|o| i32::try_from(f(o)).unwrap_or(i32::MAX)).collect()
     };
     sqlx::query(
         "INSERT INTO raw_payloads (id, platform, body, events, duplicates, parked)
@@ -177,10 +162,7 @@ struct Route {
     enabled: bool,
 }
 
-async fn load_routes(
-    tx: &mut sqlx::PgConnection,
-    batch: &[Submission],
-) -> Result<HashMap<ChannelRef, Route>, Error> {
+async fn load_routes(tx: &mut sqlx::PgConnection, batch: &[Submission]) -> Result<HashMap<ChannelRef, Route>, Error> {
     let mut wanted: HashSet<&ChannelRef> = HashSet::new();
     for event in batch.iter().flat_map(|s| &s.events) {
         wanted.insert(&event.channel);
@@ -203,30 +185,18 @@ async fn load_routes(
         .into_iter()
         .filter_map(|(platform, external_id, tenant_id, enabled)| {
             let platform = Platform::parse(&platform)?;
-            Some((
-                ChannelRef {
-                    platform,
-                    external_id,
-                },
-                Route { tenant_id, enabled },
-            ))
+            Some((ChannelRef { platform, external_id }, Route { tenant_id, enabled }))
         })
         .collect())
 }
 
 type OutboxRow = (String, Uuid, String, String);
 
-fn envelope<T: Event>(
-    tenant_id: Uuid,
-    event: &Normalized,
-    data: T,
-) -> Result<(String, Envelope), Error> {
+fn envelope<T: Event>(tenant_id: Uuid, event: &Normalized, data: T) -> Result<(String, Envelope), Error> {
     let mut envelope = Envelope::new(tenant_id, event.partition_key.clone(), data, None);
     envelope.id = event.event_id();
     envelope.correlation_id = envelope.id;
-    let untyped = envelope
-        .into_untyped()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let untyped = envelope.into_untyped().map_err(|e| Error::Internal(e.to_string()))?;
     Ok((format!("{}.{}", T::DOMAIN, T::NAME), untyped))
 }
 
@@ -241,11 +211,7 @@ fn untyped_envelope(tenant_id: Uuid, event: &Normalized) -> Result<(String, u32,
     Ok((name, version, envelope))
 }
 
-fn outbox_row(
-    namespace: &Namespace,
-    tenant_id: Uuid,
-    event: &Normalized,
-) -> Result<OutboxRow, Error> {
+fn outbox_row(namespace: &Namespace, tenant_id: Uuid, event: &Normalized) -> Result<OutboxRow, Error> {
     let (name, version, envelope) = untyped_envelope(tenant_id, event)?;
     let (domain, event_name) = name.split_once('.').unwrap_or(("ingest", name.as_str()));
     let subject = namespace.event_subject(domain, version, event_name, tenant_id);
@@ -253,11 +219,7 @@ fn outbox_row(
     Ok((subject, envelope.id, event.partition_key.clone(), payload))
 }
 
-fn park_row(
-    namespace: &Namespace,
-    event: &Normalized,
-    reason: ParkReason,
-) -> Result<OutboxRow, Error> {
+fn park_row(namespace: &Namespace, event: &Normalized, reason: ParkReason) -> Result<OutboxRow, Error> {
     let (_, _, envelope) = untyped_envelope(Uuid::nil(), event)?;
     let payload = serde_json::json!({
         "reason": reason.as_str(),
@@ -268,12 +230,7 @@ fn park_row(
     let subject = namespace.dead_letter_subject(PARKED_CONSUMER);
     // A distinct message id: the park is not the event itself.
     let id = Uuid::new_v5(&envelope.id, b"parked");
-    Ok((
-        subject,
-        id,
-        event.partition_key.clone(),
-        payload.to_string(),
-    ))
+    Ok((subject, id, event.partition_key.clone(), payload.to_string()))
 }
 
 /// Deletes archived payloads and de-duplication records past their retention.
@@ -282,19 +239,15 @@ pub async fn prune(
     archive_retention: std::time::Duration,
     dedupe_retention: std::time::Duration,
 ) -> Result<(u64, u64), Error> {
-    let archived = sqlx::query(
-        "DELETE FROM raw_payloads WHERE received_at < now() - make_interval(secs => $1)",
-    )
-    .bind(archive_retention.as_secs_f64())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    let dedupe = sqlx::query(
-        "DELETE FROM webhook_dedupe WHERE first_seen_at < now() - make_interval(secs => $1)",
-    )
-    .bind(dedupe_retention.as_secs_f64())
-    .execute(pool)
-    .await?
-    .rows_affected();
+    let archived = sqlx::query("DELETE FROM raw_payloads WHERE received_at < now() - make_interval(secs => $1)")
+        .bind(archive_retention.as_secs_f64())
+        .execute(pool)
+        .await?
+        .rows_affected();
+    let dedupe = sqlx::query("DELETE FROM webhook_dedupe WHERE first_seen_at < now() - make_interval(secs => $1)")
+        .bind(dedupe_retention.as_secs_f64())
+        .execute(pool)
+        .await?
+        .rows_affected();
     Ok((archived, dedupe))
 }

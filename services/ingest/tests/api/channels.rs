@@ -22,68 +22,36 @@ async fn the_three_refusals_missing_token_weak_role_other_tenant() {
     let mut client = app.channels_client().await;
     let tenant = Uuid::new_v4();
 
-    let missing = client
-        .register_channel(tonic::Request::new(register(tenant, "1")))
-        .await
-        .unwrap_err();
+    let missing = client.register_channel(tonic::Request::new(register(tenant, "1"))).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
-    let garbage = client
-        .register_channel(authorized(register(tenant, "1"), "not-a-jwt"))
-        .await
-        .unwrap_err();
+    let garbage = client.register_channel(authorized(register(tenant, "1"), "not-a-jwt")).await.unwrap_err();
     assert_eq!(garbage.code(), Code::Unauthenticated);
     let admin = testkit::token(Some(tenant), Role::Admin);
-    let weak = client
-        .register_channel(authorized(register(tenant, "1"), &admin))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        weak.code(),
-        Code::PermissionDenied,
-        "registering needs the operator"
-    );
+    let weak = client.register_channel(authorized(register(tenant, "1"), &admin)).await.unwrap_err();
+    assert_eq!(weak.code(), Code::PermissionDenied, "registering needs the operator");
 
-    let channel = app
-        .register_channel_for(tenant, pb::Platform::Whatsapp, "1")
-        .await;
+    let channel = app.register_channel_for(tenant, pb::Platform::Whatsapp, "1").await;
     let other_admin = testkit::token(Some(Uuid::new_v4()), Role::Admin);
-    let credentials = pb::ChannelCredentials {
-        access_token: "t".into(),
-        ..Default::default()
-    };
+    let credentials = pb::ChannelCredentials { access_token: "t".into(), ..Default::default() };
     let foreign = client
         .set_channel_credentials(authorized(
-            pb::SetChannelCredentialsRequest {
-                channel_id: channel.id.clone(),
-                credentials: Some(credentials),
-            },
+            pb::SetChannelCredentialsRequest { channel_id: channel.id.clone(), credentials: Some(credentials) },
             &other_admin,
         ))
         .await
         .unwrap_err();
-    assert_eq!(
-        foreign.code(),
-        Code::NotFound,
-        "another tenant's channel does not exist for them"
-    );
+    assert_eq!(foreign.code(), Code::NotFound, "another tenant's channel does not exist for them");
 }
 
 #[tokio::test]
 async fn one_platform_id_belongs_to_one_tenant() {
     let app = spawn_app().await;
-    app.register_channel_for(Uuid::new_v4(), pb::Platform::Whatsapp, "555")
-        .await;
+    app.register_channel_for(Uuid::new_v4(), pb::Platform::Whatsapp, "555").await;
     let mut client = app.channels_client().await;
     let operator = testkit::token(None, Role::Operator);
-    let again = client
-        .register_channel(authorized(register(Uuid::new_v4(), "555"), &operator))
-        .await
-        .unwrap_err();
+    let again = client.register_channel(authorized(register(Uuid::new_v4(), "555"), &operator)).await.unwrap_err();
     assert_eq!(again.code(), Code::AlreadyExists);
-    let bad = client
-        .register_channel(authorized(register(Uuid::new_v4(), "bad id!"), &operator))
-        .await
-        .unwrap_err();
+    let bad = client.register_channel(authorized(register(Uuid::new_v4(), "bad id!"), &operator)).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 }
 
@@ -91,37 +59,22 @@ async fn one_platform_id_belongs_to_one_tenant() {
 async fn a_tenant_admin_lists_only_its_own_channels() {
     let app = spawn_app().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    app.register_channel_for(a, pb::Platform::Whatsapp, "100")
-        .await;
-    app.register_channel_for(b, pb::Platform::Instagram, "200")
-        .await;
+    app.register_channel_for(a, pb::Platform::Whatsapp, "100").await;
+    app.register_channel_for(b, pb::Platform::Instagram, "200").await;
     let mut client = app.channels_client().await;
 
     let as_a = testkit::token(Some(a), Role::Admin);
-    let asking_for_b = pb::ListChannelsRequest {
-        tenant_id: b.to_string(),
-    };
-    let listed = client
-        .list_channels(authorized(asking_for_b, &as_a))
-        .await
-        .expect("list")
-        .into_inner()
-        .channels;
+    let asking_for_b = pb::ListChannelsRequest { tenant_id: b.to_string() };
+    let listed = client.list_channels(authorized(asking_for_b, &as_a)).await.expect("list").into_inner().channels;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].tenant_id, a.to_string());
 
     let viewer = testkit::token(Some(a), Role::Viewer);
-    let denied = client
-        .list_channels(authorized(pb::ListChannelsRequest::default(), &viewer))
-        .await
-        .unwrap_err();
+    let denied = client.list_channels(authorized(pb::ListChannelsRequest::default(), &viewer)).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     let operator = testkit::token(None, Role::Operator);
-    let all = client
-        .list_channels(authorized(pb::ListChannelsRequest::default(), &operator))
-        .await
-        .expect("list");
+    let all = client.list_channels(authorized(pb::ListChannelsRequest::default(), &operator)).await.expect("list");
     assert_eq!(all.into_inner().channels.len(), 2);
 }
 
@@ -129,9 +82,7 @@ async fn a_tenant_admin_lists_only_its_own_channels() {
 async fn credentials_are_sealed_and_handed_only_to_services_of_the_tenant() {
     let app = spawn_app().await;
     let tenant = Uuid::new_v4();
-    let channel = app
-        .register_channel_for(tenant, pb::Platform::TiktokShop, "7494049642642441621")
-        .await;
+    let channel = app.register_channel_for(tenant, pb::Platform::TiktokShop, "7494049642642441621").await;
     let mut client = app.channels_client().await;
     let credentials = pb::ChannelCredentials {
         access_token: "ROW_secret_access".into(),
@@ -142,10 +93,7 @@ async fn credentials_are_sealed_and_handed_only_to_services_of_the_tenant() {
     let admin = testkit::token(Some(tenant), Role::Admin);
     let updated = client
         .set_channel_credentials(authorized(
-            pb::SetChannelCredentialsRequest {
-                channel_id: channel.id.clone(),
-                credentials: Some(credentials.clone()),
-            },
+            pb::SetChannelCredentialsRequest { channel_id: channel.id.clone(), credentials: Some(credentials.clone()) },
             &admin,
         ))
         .await
@@ -153,40 +101,19 @@ async fn credentials_are_sealed_and_handed_only_to_services_of_the_tenant() {
         .into_inner();
     assert!(updated.has_credentials);
     let stored_plain = app
-        .admin_scalar("SELECT count(*) FROM ingest.channels WHERE position('ROW_secret_access'::bytea in credentials) > 0")
+        .admin_scalar(
+            "SELECT count(*) FROM ingest.channels WHERE position('ROW_secret_access'::bytea in credentials) > 0",
+        )
         .await;
     assert_eq!(stored_plain, 0, "credentials are encrypted at rest");
 
-    let get = |token: String| {
-        pb::GetChannelCredentialsRequest {
-            channel_id: channel.id.clone(),
-        }
-        .with_token(token)
-    };
-    let denied = client
-        .get_channel_credentials(get(admin.clone()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        denied.code(),
-        Code::PermissionDenied,
-        "even the tenant admin cannot read them back"
-    );
+    let get = |token: String| pb::GetChannelCredentialsRequest { channel_id: channel.id.clone() }.with_token(token);
+    let denied = client.get_channel_credentials(get(admin.clone())).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "even the tenant admin cannot read them back");
     let other_service = testkit::token(Some(Uuid::new_v4()), Role::Service);
-    assert_eq!(
-        client
-            .get_channel_credentials(get(other_service))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::NotFound
-    );
+    assert_eq!(client.get_channel_credentials(get(other_service)).await.unwrap_err().code(), Code::NotFound);
     let service = testkit::token(Some(tenant), Role::Service);
-    let read = client
-        .get_channel_credentials(get(service))
-        .await
-        .expect("service reads")
-        .into_inner();
+    let read = client.get_channel_credentials(get(service)).await.expect("service reads").into_inner();
     assert_eq!(read, credentials);
 }
 

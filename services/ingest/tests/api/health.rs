@@ -4,9 +4,7 @@
 async fn starts_answers_health_checks_and_stops_gracefully() {
     let env = testkit::TestEnv::new().await;
     let config = ingest::Config::for_tests(env.common("ingest"));
-    let app = ingest::startup::build(config, Default::default())
-        .await
-        .expect("service starts");
+    let app = ingest::startup::build(config, Default::default()).await.expect("service starts");
     testkit::check_lifecycle(app).await;
 }
 

@@ -32,20 +32,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ingest::Config)) -> TestApp
 
 pub async fn spawn_on(env: testkit::TestEnv, config: ingest::Config) -> TestApp {
     let token = CancellationToken::new();
-    let app = ingest::startup::build(config, token.clone())
-        .await
-        .expect("ingest starts");
+    let app = ingest::startup::build(config, token.clone()).await.expect("ingest starts");
     let base = format!("http://{}", app.http_addr);
     let grpc = format!("http://{}", app.grpc_addr);
     let running = tokio::spawn(app.run_until_stopped());
-    TestApp {
-        base,
-        grpc,
-        env,
-        http: testkit::http_client(),
-        token,
-        _running: running,
-    }
+    TestApp { base, grpc, env, http: testkit::http_client(), token, _running: running }
 }
 
 impl Drop for TestApp {
@@ -77,8 +68,7 @@ impl TestApp {
     }
 
     pub async fn post_tiktok(&self, body: &[u8]) -> reqwest::Response {
-        let signature =
-            signature::sign_tiktok(DEV_TIKTOK_APP_KEY, DEV_TIKTOK_APP_SECRET.as_bytes(), body);
+        let signature = signature::sign_tiktok(DEV_TIKTOK_APP_KEY, DEV_TIKTOK_APP_SECRET.as_bytes(), body);
         self.http
             .post(format!("{}/webhooks/tiktok", self.base))
             .header("content-type", "application/json")
@@ -90,20 +80,13 @@ impl TestApp {
     }
 
     pub async fn channels_client(&self) -> ChannelServiceClient<tonic::transport::Channel> {
-        ChannelServiceClient::connect(self.grpc.clone())
-            .await
-            .expect("grpc connect")
+        ChannelServiceClient::connect(self.grpc.clone()).await.expect("grpc connect")
     }
 
     /// Registers a channel as the operator would; returns the tenant.
-    pub async fn register_channel(
-        &self,
-        platform: proto::ingest::v1::Platform,
-        external_id: &str,
-    ) -> Uuid {
+    pub async fn register_channel(&self, platform: proto::ingest::v1::Platform, external_id: &str) -> Uuid {
         let tenant = Uuid::new_v4();
-        self.register_channel_for(tenant, platform, external_id)
-            .await;
+        self.register_channel_for(tenant, platform, external_id).await;
         tenant
     }
 
@@ -123,18 +106,12 @@ impl TestApp {
             },
             &testkit::token(None, testkit::Role::Operator),
         );
-        client
-            .register_channel(request)
-            .await
-            .expect("register channel")
-            .into_inner()
+        client.register_channel(request).await.expect("register channel").into_inner()
     }
 
     /// Messages in one of this app's streams.
     pub async fn stream_count(&self, domain: &str) -> u64 {
-        let client = async_nats::connect(testkit::nats_url())
-            .await
-            .expect("nats");
+        let client = async_nats::connect(testkit::nats_url()).await.expect("nats");
         let js = async_nats::jetstream::new(client);
         match js.get_stream(self.namespace().stream_name(domain)).await {
             Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
@@ -144,21 +121,13 @@ impl TestApp {
 
     /// Every envelope in a stream, in order.
     pub async fn stream_payloads(&self, domain: &str) -> Vec<(String, serde_json::Value)> {
-        let client = async_nats::connect(testkit::nats_url())
-            .await
-            .expect("nats");
+        let client = async_nats::connect(testkit::nats_url()).await.expect("nats");
         let js = async_nats::jetstream::new(client);
-        let stream = js
-            .get_stream(self.namespace().stream_name(domain))
-            .await
-            .expect("stream");
+        let stream = js.get_stream(self.namespace().stream_name(domain)).await.expect("stream");
         let mut out = Vec::new();
         let mut seq = 1;
         while let Ok(message) = stream.get_raw_message(seq).await {
-            out.push((
-                message.subject.to_string(),
-                serde_json::from_slice(&message.payload).expect("json"),
-            ));
+            out.push((message.subject.to_string(), serde_json::from_slice(&message.payload).expect("json")));
             seq += 1;
         }
         out
@@ -166,20 +135,15 @@ impl TestApp {
 
     /// Waits until the outbox is empty and `domain`'s stream holds `n` messages.
     pub async fn wait_published(&self, domain: &str, n: u64) {
-        testkit::eventually(
-            &format!("{n} messages in {domain}"),
-            Duration::from_secs(20),
-            || async { self.stream_count(domain).await == n },
-        )
+        testkit::eventually(&format!("{n} messages in {domain}"), Duration::from_secs(20), || async {
+            self.stream_count(domain).await == n
+        })
         .await;
     }
 
     pub async fn admin_scalar(&self, sql: &str) -> i64 {
         let pool = self.env.db.admin().await.expect("admin pool");
-        let value: i64 = sqlx::query_scalar(sql)
-            .fetch_one(&pool)
-            .await
-            .expect("scalar");
+        let value: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("scalar");
         pool.close().await;
         value
     }

@@ -4,4 +4,5 @@
 mod channels;
 mod health;
 mod helpers;
+mod token_refresh;
 mod webhooks;

@@ -10,43 +10,26 @@ const WA_PHONE_NUMBER_ID: &str = "106540352242922";
 
 async fn app_with_whatsapp_channel() -> (TestApp, uuid::Uuid) {
     let app = spawn_app().await;
-    let tenant = app
-        .register_channel(Platform::Whatsapp, WA_PHONE_NUMBER_ID)
-        .await;
+    let tenant = app.register_channel(Platform::Whatsapp, WA_PHONE_NUMBER_ID).await;
     (app, tenant)
 }
 
 #[tokio::test]
 async fn a_signed_whatsapp_text_becomes_one_event_for_the_channels_tenant() {
     let (app, tenant) = app_with_whatsapp_channel().await;
-    let response = app
-        .post_meta("whatsapp", &fixture("whatsapp_text.json"))
-        .await;
+    let response = app.post_meta("whatsapp", &fixture("whatsapp_text.json")).await;
     assert_eq!(response.status(), 200);
     app.wait_published("ingest", 1).await;
 
     let (subject, envelope) = app.stream_payloads("ingest").await.remove(0);
-    assert_eq!(
-        subject,
-        format!("{}.ingest.v1.message_received.{tenant}", app.env.namespace)
-    );
+    assert_eq!(subject, format!("{}.ingest.v1.message_received.{tenant}", app.env.namespace));
     assert_eq!(envelope["type"], "ingest.message_received");
     assert_eq!(envelope["tenant_id"], tenant.to_string());
     assert_eq!(envelope["data"]["customer"]["phone_e164"], "+4915112345678");
     assert_eq!(envelope["data"]["customer"]["name"], "Jürgen Müller");
     assert_eq!(envelope["data"]["content"]["kind"], "text");
-    assert!(
-        envelope["data"]["content"]["body"]
-            .as_str()
-            .expect("body")
-            .starts_with("Grüße!")
-    );
-    assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads")
-            .await,
-        1,
-        "raw payload archived"
-    );
+    assert!(envelope["data"]["content"]["body"].as_str().expect("body").starts_with("Grüße!"));
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads").await, 1, "raw payload archived");
 }
 
 #[tokio::test]
@@ -57,18 +40,11 @@ async fn the_same_webhook_twice_or_twenty_times_at_once_is_one_event() {
     for response in futures::future::join_all(sends).await {
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(
-        app.post_meta("whatsapp", &body).await.status(),
-        200,
-        "a retry later is also acknowledged"
-    );
+    assert_eq!(app.post_meta("whatsapp", &body).await.status(), 200, "a retry later is also acknowledged");
     app.wait_published("ingest", 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.stream_count("ingest").await, 1);
-    assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM ingest.outbox").await,
-        1
-    );
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.outbox").await, 1);
 }
 
 #[tokio::test]
@@ -76,29 +52,14 @@ async fn unsigned_or_wrongly_signed_webhooks_are_refused_and_nothing_is_stored()
     let (app, _) = app_with_whatsapp_channel().await;
     let body = fixture("whatsapp_text.json");
     let url = format!("{}/webhooks/whatsapp", app.base);
-    let unsigned = app
-        .http
-        .post(&url)
-        .body(body.clone())
-        .send()
-        .await
-        .expect("send");
+    let unsigned = app.http.post(&url).body(body.clone()).send().await.expect("send");
     assert_eq!(unsigned.status(), 401);
     let forged = ingest::domain::signature::sign_meta(b"not-the-app-secret", &body);
-    let wrong = app
-        .http
-        .post(&url)
-        .header("x-hub-signature-256", forged)
-        .body(body.clone())
-        .send()
-        .await
-        .expect("send");
+    let wrong =
+        app.http.post(&url).header("x-hub-signature-256", forged).body(body.clone()).send().await.expect("send");
     assert_eq!(wrong.status(), 401);
-    let tampered_body = String::from_utf8(body.clone())
-        .expect("utf8")
-        .replace("Blau", "Rot!");
-    let good_signature =
-        ingest::domain::signature::sign_meta(ingest::config::DEV_META_APP_SECRET.as_bytes(), &body);
+    let tampered_body = String::from_utf8(body.clone()).expect("utf8").replace("Blau", "Rot!");
+    let good_signature = ingest::domain::signature::sign_meta(ingest::config::DEV_META_APP_SECRET.as_bytes(), &body);
     let tampered = app
         .http
         .post(&url)
@@ -108,15 +69,8 @@ async fn unsigned_or_wrongly_signed_webhooks_are_refused_and_nothing_is_stored()
         .await
         .expect("send");
     assert_eq!(tampered.status(), 401);
-    assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM ingest.outbox").await,
-        0
-    );
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads").await, 0);
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.outbox").await, 0);
 }
 
 #[tokio::test]
@@ -128,11 +82,7 @@ async fn malformed_bodies_get_400_with_a_reason_and_nothing_is_stored() {
         let reason: serde_json::Value = response.json().await.expect("json");
         assert!(!reason["error"].as_str().unwrap_or_default().is_empty());
     }
-    assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads")
-            .await,
-        0
-    );
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads").await, 0);
 }
 
 #[tokio::test]
@@ -145,20 +95,11 @@ async fn oversized_bodies_get_413() {
 #[tokio::test]
 async fn an_unknown_channel_is_acknowledged_and_parked_with_its_reason() {
     let app = spawn_app().await;
-    let response = app
-        .post_meta("whatsapp", &fixture("whatsapp_text.json"))
-        .await;
-    assert_eq!(
-        response.status(),
-        200,
-        "the platform must not retry forever"
-    );
+    let response = app.post_meta("whatsapp", &fixture("whatsapp_text.json")).await;
+    assert_eq!(response.status(), 200, "the platform must not retry forever");
     app.wait_published("dlq", 1).await;
     let (subject, parked) = app.stream_payloads("dlq").await.remove(0);
-    assert_eq!(
-        subject,
-        format!("{}.dlq.ingest.unknown_channel", app.env.namespace)
-    );
+    assert_eq!(subject, format!("{}.dlq.ingest.unknown_channel", app.env.namespace));
     assert_eq!(parked["reason"], "unknown channel");
     assert_eq!(parked["channel_id"], WA_PHONE_NUMBER_ID);
     assert_eq!(app.stream_count("ingest").await, 0);
@@ -167,26 +108,17 @@ async fn an_unknown_channel_is_acknowledged_and_parked_with_its_reason() {
 #[tokio::test]
 async fn a_disabled_channel_parks_its_events() {
     let app = spawn_app().await;
-    let channel = app
-        .register_channel_for(uuid::Uuid::new_v4(), Platform::Whatsapp, WA_PHONE_NUMBER_ID)
-        .await;
+    let channel = app.register_channel_for(uuid::Uuid::new_v4(), Platform::Whatsapp, WA_PHONE_NUMBER_ID).await;
     let mut client = app.channels_client().await;
     let operator = testkit::token(None, testkit::Role::Operator);
     client
         .disable_channel(crate::helpers::authorized(
-            proto::ingest::v1::DisableChannelRequest {
-                channel_id: channel.id,
-            },
+            proto::ingest::v1::DisableChannelRequest { channel_id: channel.id },
             &operator,
         ))
         .await
         .expect("disable");
-    assert_eq!(
-        app.post_meta("whatsapp", &fixture("whatsapp_text.json"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post_meta("whatsapp", &fixture("whatsapp_text.json")).await.status(), 200);
     app.wait_published("dlq", 1).await;
     let (_, parked) = app.stream_payloads("dlq").await.remove(0);
     assert_eq!(parked["reason"], "channel disabled");
@@ -196,17 +128,9 @@ async fn a_disabled_channel_parks_its_events() {
 async fn meta_verification_echoes_the_challenge_only_for_our_token() {
     let app = spawn_app().await;
     let url = |token: &str| {
-        format!(
-            "{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={token}",
-            app.base
-        )
+        format!("{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={token}", app.base)
     };
-    let ok = app
-        .http
-        .get(url(ingest::config::DEV_META_VERIFY_TOKEN))
-        .send()
-        .await
-        .expect("send");
+    let ok = app.http.get(url(ingest::config::DEV_META_VERIFY_TOKEN)).send().await.expect("send");
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.expect("body"), "1158201444");
     let wrong = app.http.get(url("guess")).send().await.expect("send");
@@ -227,38 +151,23 @@ async fn nats_down_still_answers_200_and_publishes_once_when_it_returns() {
     let mut common = env.common("ingest");
     common.bus.url = nats.url();
     let app = crate::helpers::spawn_on(env, ingest::Config::for_tests(common)).await;
-    let tenant = app
-        .register_channel(Platform::Whatsapp, WA_PHONE_NUMBER_ID)
-        .await;
+    let tenant = app.register_channel(Platform::Whatsapp, WA_PHONE_NUMBER_ID).await;
     let _ = tenant;
     nats.stop();
 
     let body = fixture("whatsapp_text.json");
     assert_eq!(app.post_meta("whatsapp", &body).await.status(), 200);
     assert_eq!(app.post_meta("whatsapp", &body).await.status(), 200);
-    assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL")
-            .await,
-        1
-    );
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL").await, 1);
 
     nats.resume().await.expect("nats back");
-    testkit::eventually(
-        "published after NATS returned",
-        Duration::from_secs(30),
-        || async {
-            app.admin_scalar("SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL")
-                .await
-                == 0
-        },
-    )
+    testkit::eventually("published after NATS returned", Duration::from_secs(30), || async {
+        app.admin_scalar("SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL").await == 0
+    })
     .await;
     let client = async_nats::connect(nats.url()).await.expect("nats");
     let js = async_nats::jetstream::new(client);
-    let mut stream = js
-        .get_stream(app.namespace().stream_name("ingest"))
-        .await
-        .expect("stream");
+    let mut stream = js.get_stream(app.namespace().stream_name("ingest")).await.expect("stream");
     assert_eq!(stream.info().await.expect("info").state.messages, 1);
 }
 
@@ -267,36 +176,23 @@ async fn postgres_down_answers_503_and_the_retry_after_it_returns_is_accepted_on
     let proxy = testkit::TcpProxy::to_postgres().await;
     let env = testkit::TestEnv::new().await;
     let mut common = env.common("ingest");
-    common.db.url =
-        settings::Secret::new(proxy.rewrite_url(&env.db.service_url("ingest").expect("url")));
+    common.db.url = settings::Secret::new(proxy.rewrite_url(&env.db.service_url("ingest").expect("url")));
     common.db.acquire_timeout = Duration::from_millis(500);
     let app = crate::helpers::spawn_on(env, ingest::Config::for_tests(common)).await;
-    app.register_channel(Platform::Whatsapp, WA_PHONE_NUMBER_ID)
-        .await;
+    app.register_channel(Platform::Whatsapp, WA_PHONE_NUMBER_ID).await;
 
     proxy.cut();
     let body = fixture("whatsapp_text.json");
     assert_eq!(app.post_meta("whatsapp", &body).await.status(), 503);
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .expect("readyz");
+    let ready = app.http.get(format!("{}/readyz", app.base)).send().await.expect("readyz");
     assert_eq!(ready.status(), 503, "not ready without Postgres");
 
     proxy.restore();
-    testkit::eventually(
-        "accepted after Postgres returned",
-        Duration::from_secs(20),
-        || async { app.post_meta("whatsapp", &body).await.status() == 200 },
-    )
+    testkit::eventually("accepted after Postgres returned", Duration::from_secs(20), || async {
+        app.post_meta("whatsapp", &body).await.status() == 200
+    })
     .await;
     assert_eq!(app.post_meta("whatsapp", &body).await.status(), 200);
     app.wait_published("ingest", 1).await;
-    assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM ingest.webhook_dedupe")
-            .await,
-        1
-    );
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.webhook_dedupe").await, 1);
 }

@@ -3,12 +3,8 @@
 #[tokio::test]
 async fn starts_answers_health_checks_and_stops_gracefully() {
     let env = testkit::TestEnv::new().await;
-    let config = notifier::Config {
-        common: env.common("notifier"),
-    };
-    let app = notifier::startup::build(config, Default::default())
-        .await
-        .expect("service starts");
+    let config = notifier::Config { common: env.common("notifier") };
+    let app = notifier::startup::build(config, Default::default()).await.expect("service starts");
     testkit::check_lifecycle(app).await;
 }
 
