@@ -245,9 +245,9 @@ port = $INFRA_PG_PORT
 unix_socket_directories = '$(infra_pg_socket_dir)'
 max_connections = 300
 shared_buffers = 256MB
-# A dev/test cluster: losing the last few commits in an OS crash is fine, waiting on every commit's
-# flush is not (the test suites create a database per test).
-synchronous_commit = off
+# Commits wait for their WAL flush, as in production: the durability the services promise (a 200
+# only after commit) and the benchmark figures must hold here too.
+synchronous_commit = on
 log_min_messages = warning
 EOF
   if infra_is_root; then chown postgres:postgres "$conf"; fi

@@ -128,7 +128,7 @@ struct Read {
 
 /// Parses and normalises an Instagram messaging webhook body.
 pub fn normalize(body: &[u8]) -> Result<Vec<Normalized>, ParseError> {
-    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::from_serde("instagram", e))?;
     if webhook.object != "instagram" {
         return Err(ParseError::WrongShape {
             platform: "instagram",

@@ -63,6 +63,17 @@ pub enum ParseError {
     BadField { field: &'static str, reason: String },
 }
 
+impl ParseError {
+    /// Syntax errors are "not JSON"; valid JSON of the wrong shape names what is missing.
+    pub fn from_serde(platform: &'static str, err: serde_json::Error) -> Self {
+        if err.is_data() {
+            ParseError::WrongShape { platform, reason: err.to_string() }
+        } else {
+            ParseError::NotJson(err.to_string())
+        }
+    }
+}
+
 /// A WhatsApp `wa_id` (digits with country code) as E.164, if it looks like a phone number.
 pub fn phone_e164(digits: &str) -> Option<String> {
     let digits = digits.trim_start_matches('+');

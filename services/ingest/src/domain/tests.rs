@@ -545,21 +545,10 @@ fn whatsapp_prices_convert_exactly_or_not_at_all() {
 }
 
 #[test]
-#[ignore = "BUG: whatsapp.rs parses messages[] via serde_json::Value, so item_price goes through an f64: 12.50 -> \"12.5\", 30.0000000000000001 USD -> exactly 3000"]
 fn whatsapp_prices_are_read_as_their_literal_text() {
-    let _ = std::panic::catch_unwind(|| {
-        let item = only_item(&wa_order_body("1", "30.0000000000000001", "USD")).expect("x");
-        eprintln!("PROBE over-precise: {:?} {:?}", item.price_text, item.unit_price);
-    });
-    let _ = std::panic::catch_unwind(|| {
-        let item = only_item(&wa_order_body("1", "12345678901234567.89", "USD")).expect("x");
-        eprintln!("PROBE large: {:?} {:?}", item.price_text, item.unit_price);
-    });
-    let _ = std::panic::catch_unwind(|| {
-        let item = only_item(&wa_order_body("1", "12.50", "USD")).expect("x");
-        eprintln!("PROBE 12.50: {:?} {:?}", item.price_text, item.unit_price);
-    });
-    panic!("probe done");
+    let item = only_item(&wa_order_body("1", "12.50", "USD")).expect("12.50");
+    assert_eq!(item.price_text, "12.50");
+    assert_eq!(item.unit_price, Some(money(1250, "USD")));
 
     let item = only_item(&wa_order_body("1", "30.0000000000000001", "USD")).expect("over-precise");
     assert_eq!(item.price_text, "30.0000000000000001");
@@ -642,7 +631,6 @@ fn whatsapp_status_kinds_meta_may_add_are_kept_as_other() {
 }
 
 #[test]
-#[ignore = "BUG: whatsapp.rs requires messages[].from and contacts[].wa_id; users with a WhatsApp username (2026) arrive with only user_id/from_user_id and the whole webhook is refused"]
 fn whatsapp_user_known_only_by_business_scoped_id_still_yields_a_message() {
     let (key, received) = wa_only_message(fixture!("whatsapp_bsuid_no_phone.json"));
     assert_eq!(key, "wa:msg:wamid.HBgTREUuMTQxMDAxODcxNzgzMzE5MBUCABIYFDNBQkJDQ0RERUVGRjAwMTEyMjMzAA==");
@@ -885,8 +873,8 @@ fn tiktok_notifications_keep_big_ids_exact() {
             TiktokNotificationKind::CancellationStatusChange,
             Some("576486316948490001"),
             Some("CANCELLATION_REQUEST_PENDING"),
-            // TikTok's cancellation sample carries only `create_time`.
-            None,
+            // TikTok's cancellation sample carries only `create_time`, which orders it instead.
+            Some(1627587600),
         ),
         (
             fixture!("tiktok_return.json"),
@@ -1041,7 +1029,6 @@ fn signatures_cover_the_bytes_as_sent_not_a_reserialisation() {
 }
 
 #[test]
-#[ignore = "BUG: whatsapp.rs:211, instagram.rs:131, tiktok.rs:294 map every serde error to NotJson, so valid JSON of the wrong shape reads \"body is not JSON\""]
 fn json_of_the_wrong_shape_is_not_reported_as_not_json() {
     let errors = [
         whatsapp::normalize(br#"{"entry":[]}"#).map(|_| ()),

@@ -34,6 +34,9 @@ struct Data {
     return_status: Option<String>,
     #[serde(default)]
     update_time: Option<i64>,
+    /// Cancellation notifications carry only a creation time.
+    #[serde(default)]
+    create_time: Option<i64>,
 }
 
 fn bad(field: &'static str, reason: impl std::fmt::Display) -> ParseError {
@@ -50,7 +53,7 @@ fn id_text(field: &'static str, raw: &RawValue) -> Result<String, ParseError> {
 
 /// Parses and normalises a TikTok Shop webhook body.
 pub fn normalize(body: &[u8]) -> Result<Normalized, ParseError> {
-    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::from_serde("tiktok_shop", e))?;
     let notification_id = id_text("tts_notification_id", &webhook.tts_notification_id)?;
     let shop_id = id_text("shop_id", &webhook.shop_id)?;
     if !webhook.data.get().trim_start().starts_with('{') {
@@ -74,7 +77,7 @@ pub fn normalize(body: &[u8]) -> Result<Normalized, ParseError> {
             kind: TiktokNotificationKind::from_type(webhook.kind),
             order_id,
             status: data.order_status.or(data.cancel_status).or(data.return_status),
-            update_time: data.update_time,
+            update_time: data.update_time.or(data.create_time),
             sent_at,
             raw_data: webhook.data.get().to_string(),
         }),

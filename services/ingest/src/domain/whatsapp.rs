@@ -40,8 +40,9 @@ struct Value {
     metadata: Metadata,
     #[serde(default)]
     contacts: Vec<Contact>,
+    /// Kept raw: each message is parsed from its own text so prices never pass through a float.
     #[serde(default)]
-    messages: Vec<serde_json::Value>,
+    messages: Vec<Box<RawValue>>,
     #[serde(default)]
     statuses: Vec<Status>,
 }
@@ -53,7 +54,11 @@ struct Metadata {
 
 #[derive(Debug, Deserialize)]
 struct Contact {
-    wa_id: String,
+    /// Absent for users known only by a business-scoped id (WhatsApp usernames).
+    #[serde(default)]
+    wa_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
     #[serde(default)]
     profile: Option<Profile>,
 }
@@ -66,7 +71,10 @@ struct Profile {
 
 #[derive(Debug, Deserialize)]
 struct Message {
-    from: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    from_user_id: Option<String>,
     id: String,
     timestamp: String,
     #[serde(rename = "type")]
@@ -208,7 +216,7 @@ pub struct Skipped {
 
 /// Parses and normalises a WhatsApp webhook body.
 pub fn normalize(body: &[u8]) -> Result<(Vec<Normalized>, Skipped), ParseError> {
-    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let webhook: Webhook = serde_json::from_slice(body).map_err(|e| ParseError::from_serde("whatsapp", e))?;
     if webhook.object != "whatsapp_business_account" {
         return Err(ParseError::WrongShape { platform: "whatsapp", reason: format!("object is {:?}", webhook.object) });
     }
@@ -230,18 +238,26 @@ pub fn normalize(body: &[u8]) -> Result<(Vec<Normalized>, Skipped), ParseError> 
 fn normalize_value(value: Value, out: &mut Vec<Normalized>) -> Result<(), ParseError> {
     let channel = ChannelRef { platform: Platform::Whatsapp, external_id: value.metadata.phone_number_id.clone() };
     for raw in value.messages {
-        let message: Message = serde_json::from_value(raw.clone()).map_err(|e| bad("messages[]", e))?;
-        let contact = value.contacts.iter().find(|c| c.wa_id == message.from);
+        let message: Message = serde_json::from_str(raw.get()).map_err(|e| bad("messages[]", e))?;
+        let customer_id = message
+            .from
+            .clone()
+            .or_else(|| message.from_user_id.clone())
+            .ok_or_else(|| bad("messages[].from", "neither from nor from_user_id is present"))?;
+        let contact = value.contacts.iter().find(|c| {
+            c.wa_id.as_deref() == Some(customer_id.as_str()) || c.user_id.as_deref() == Some(customer_id.as_str())
+        });
         let customer = Customer {
-            platform_id: message.from.clone(),
+            platform_id: customer_id.clone(),
             name: contact.and_then(|c| c.profile.as_ref()).and_then(|p| p.name.clone()),
-            phone_e164: phone_e164(&message.from),
+            // Only a phone number (`from`, `wa_id`) is a phone number; a business-scoped id is not.
+            phone_e164: message.from.as_deref().and_then(phone_e164),
         };
-        let content = content_of(&message, raw)?;
+        let content = content_of(&message, &raw)?;
         out.push(Normalized {
             dedupe_key: format!("wa:msg:{}", message.id),
             channel: channel.clone(),
-            partition_key: format!("wa:{}:{}", channel.external_id, message.from),
+            partition_key: format!("wa:{}:{customer_id}", channel.external_id),
             event: IngestEvent::Message(MessageReceived {
                 platform: Platform::Whatsapp,
                 channel_id: channel.external_id.clone(),
@@ -290,7 +306,10 @@ fn normalize_value(value: Value, out: &mut Vec<Normalized>) -> Result<(), ParseE
     Ok(())
 }
 
-fn content_of(message: &Message, raw: serde_json::Value) -> Result<MessageContent, ParseError> {
+fn content_of(message: &Message, raw: &RawValue) -> Result<MessageContent, ParseError> {
+    // A plain JSON value of the message, for the kinds published as they are; prices never come
+    // from here.
+    let raw: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| bad("messages[]", e))?;
     let unsupported = |raw: serde_json::Value| MessageContent::Unsupported { raw_type: message.kind.clone(), raw };
     let content = match message.kind.as_str() {
         "text" => match &message.text {
@@ -367,7 +386,8 @@ fn catalog_item(item: &ProductItem) -> Result<CatalogItem, ParseError> {
         .currency
         .parse::<money::Currency>()
         .ok()
-        .and_then(|currency| money::Money::from_major_str(&price_text, currency).ok());
+        .and_then(|currency| money::Money::from_major_str(&price_text, currency).ok())
+        .filter(|price| price.amount_minor >= 0);
     Ok(CatalogItem {
         product_retailer_id: item.product_retailer_id.clone(),
         quantity,
