@@ -6,3 +6,5 @@
 //! compatible; anything else bumps the event's `VERSION`.
 
 pub mod ingest;
+pub mod inventory;
+pub mod order;

@@ -14,6 +14,13 @@ macro_rules! service_package {
 }
 
 service_package!(ingest, "orderflow.ingest.v1", "ingest_descriptor.bin");
+service_package!(inventory, "orderflow.inventory.v1", "inventory_descriptor.bin");
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("orderflow.common.v1");
+    }
+}
 
 /// Services whose gRPC API is not written yet serve health and reflection only.
 pub mod draft {
@@ -21,9 +28,6 @@ pub mod draft {
 }
 pub mod order {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/order_descriptor.bin"));
-}
-pub mod inventory {
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inventory_descriptor.bin"));
 }
 pub mod shipping {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shipping_descriptor.bin"));

@@ -4,6 +4,8 @@ pub mod config;
 pub mod domain;
 pub mod inbound;
 pub mod outbound;
+pub mod reserve;
+pub mod search;
 pub mod startup;
 
 pub use config::Config;

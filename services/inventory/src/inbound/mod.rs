@@ -1,1 +1,5 @@
-//! How the world reaches the inventory service: gRPC handlers, HTTP routes, bus consumers.
+//! How the world reaches inventory: the gRPC API and the order-event consumer.
+
+pub mod grpc;
+mod grpc_convert;
+pub mod order_events;

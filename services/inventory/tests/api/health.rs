@@ -3,7 +3,7 @@
 #[tokio::test]
 async fn starts_answers_health_checks_and_stops_gracefully() {
     let env = testkit::TestEnv::new().await;
-    let config = inventory::Config { common: env.common("inventory") };
+    let config = inventory::Config::for_tests(env.common("inventory"));
     let app = inventory::startup::build(config, Default::default()).await.expect("service starts");
     testkit::check_lifecycle(app).await;
 }

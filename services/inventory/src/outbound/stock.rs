@@ -1,0 +1,645 @@
+//! Stock, the ledger and reservations in Postgres. Every function takes the caller's
+//! connection (a transaction), so the gRPC path (batched) and the bus consumers (inside their
+//! inbox transaction) share one implementation.
+
+use std::collections::HashMap;
+
+use bus::{Envelope, Namespace};
+use events::inventory::{LowStock, ReservationChanged};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::DbError;
+use crate::domain::reservations::{self, Change, Level, Line, Short, Status, StockKey};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    pub reference: String,
+    pub status: Status,
+    pub lines: Vec<Line>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReserveJob {
+    pub tenant_id: Uuid,
+    pub reference: String,
+    pub lines: Vec<Line>,
+    pub actor: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReserveError {
+    #[error("not enough stock")]
+    Shortage(Vec<Short>),
+    #[error("reference {0} is already used for other items")]
+    ReferenceReused(String),
+    #[error("{0}")]
+    Database(std::sync::Arc<DbError>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("reservation not found")]
+    NotFound,
+    #[error("reservation is {current}; it cannot be {wanted}")]
+    Refused { current: &'static str, wanted: &'static str },
+    #[error("{0}")]
+    Database(#[from] DbError),
+}
+
+impl From<sqlx::Error> for ChangeError {
+    fn from(err: sqlx::Error) -> Self {
+        ChangeError::Database(err.into())
+    }
+}
+
+fn same_lines(a: &[Line], b: &[Line]) -> bool {
+    let totals = |lines: &[Line]| {
+        let mut map: HashMap<StockKey, i64> = HashMap::new();
+        for line in lines {
+            *map.entry(line.key.clone()).or_default() += line.quantity;
+        }
+        map
+    };
+    totals(a) == totals(b)
+}
+
+/// Loads a reservation with its lines.
+pub async fn get_reservation(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    reference: &str,
+    lock: bool,
+) -> Result<Option<Reservation>, DbError> {
+    let row: Option<(String, OffsetDateTime)> = sqlx::query_as(&format!(
+        "SELECT status, created_at FROM reservations WHERE tenant_id = $1 AND reference = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
+    .bind(tenant_id)
+    .bind(reference)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((status, created_at)) = row else { return Ok(None) };
+    let lines: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT sku, location, quantity FROM reservation_items WHERE tenant_id = $1 AND reference = $2 ORDER BY sku, location",
+    )
+    .bind(tenant_id)
+    .bind(reference)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(Reservation {
+        reference: reference.to_string(),
+        status: Status::parse(&status).ok_or_else(|| DbError::Internal(format!("unknown status {status}")))?,
+        lines: lines
+            .into_iter()
+            .map(|(sku, location, quantity)| Line { key: StockKey { sku, location }, quantity })
+            .collect(),
+        created_at,
+    }))
+}
+
+/// Reserves a batch of requests in one transaction, each all-or-nothing, in arrival order.
+/// Idempotent per reference: a held reservation is returned as it is; a released one is held
+/// again (a re-approval of the same draft version).
+pub async fn reserve_batch(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    jobs: &[ReserveJob],
+) -> Result<Vec<Result<Reservation, ReserveError>>, DbError> {
+    let mut outcomes: Vec<Option<Result<Reservation, ReserveError>>> = (0..jobs.len()).map(|_| None).collect();
+    let mut duplicates: Vec<(usize, usize)> = Vec::new();
+    let mut to_allocate: Vec<usize> = Vec::new();
+    let mut first_in_batch: HashMap<(Uuid, &str), usize> = HashMap::new();
+    for (index, job) in jobs.iter().enumerate() {
+        if let Some(&first) = first_in_batch.get(&(job.tenant_id, job.reference.as_str())) {
+            // The same reference twice in one batch (a retry racing its original): same answer.
+            duplicates.push((index, first));
+            continue;
+        }
+        first_in_batch.insert((job.tenant_id, job.reference.as_str()), index);
+        match get_reservation(conn, job.tenant_id, &job.reference, true).await? {
+            Some(existing) if !same_lines(&existing.lines, &job.lines) => {
+                outcomes[index] = Some(Err(ReserveError::ReferenceReused(job.reference.clone())));
+            }
+            Some(existing) if existing.status != Status::Released => outcomes[index] = Some(Ok(existing)),
+            _ => to_allocate.push(index),
+        }
+    }
+
+    // Lock every stock row involved, in key order so concurrent batches cannot deadlock.
+    let mut keys: Vec<(Uuid, StockKey)> = to_allocate
+        .iter()
+        .flat_map(|&i| jobs[i].lines.iter().map(move |l| (jobs[i].tenant_id, l.key.clone())))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let levels = lock_levels(conn, &keys).await?;
+
+    let mut by_tenant: HashMap<Uuid, HashMap<StockKey, Level>> = HashMap::new();
+    for ((tenant, key), level) in &levels {
+        by_tenant.entry(*tenant).or_default().insert(key.clone(), *level);
+    }
+    let before = by_tenant.clone();
+    for &index in &to_allocate {
+        let job = &jobs[index];
+        let tenant_levels = by_tenant.entry(job.tenant_id).or_default();
+        let result = reservations::allocate(tenant_levels, std::slice::from_ref(&job.lines)).remove(0);
+        outcomes[index] = Some(match result {
+            Ok(()) => Ok(Reservation {
+                reference: job.reference.clone(),
+                status: Status::Held,
+                lines: job.lines.clone(),
+                created_at: OffsetDateTime::now_utc(),
+            }),
+            Err(short) => Err(ReserveError::Shortage(short)),
+        });
+    }
+
+    // Apply what was granted.
+    let granted: Vec<&ReserveJob> =
+        to_allocate.iter().filter(|&&i| matches!(outcomes[i], Some(Ok(_)))).map(|&i| &jobs[i]).collect();
+    if !granted.is_empty() {
+        let mut deltas: Vec<(Uuid, StockKey, i64)> = Vec::new();
+        for (tenant, levels) in &by_tenant {
+            for (key, level) in levels {
+                let old = before.get(tenant).and_then(|l| l.get(key)).map_or(0, |l| l.reserved);
+                if level.reserved != old {
+                    deltas.push((*tenant, key.clone(), level.reserved - old));
+                }
+            }
+        }
+        apply_reserved_deltas(conn, &deltas).await?;
+        insert_reservations(conn, &granted).await?;
+        let ledger: Vec<LedgerRow> = granted
+            .iter()
+            .flat_map(|job| {
+                job.lines.iter().map(|line| LedgerRow {
+                    tenant_id: job.tenant_id,
+                    key: line.key.clone(),
+                    on_hand_delta: 0,
+                    reserved_delta: line.quantity,
+                    reason: "reserve",
+                    reference: Some(job.reference.clone()),
+                    note: None,
+                    actor: Some(job.actor.clone()),
+                })
+            })
+            .collect();
+        write_ledger(conn, &ledger).await?;
+        let touched: Vec<(Uuid, StockKey)> = deltas.iter().map(|(t, k, _)| (*t, k.clone())).collect();
+        refresh_low_stock(conn, namespace, &touched).await?;
+    }
+    for (index, first) in duplicates {
+        outcomes[index] = match &outcomes[first] {
+            Some(Ok(reservation)) if same_lines(&reservation.lines, &jobs[index].lines) => {
+                Some(Ok(reservation.clone()))
+            }
+            Some(Ok(_)) => Some(Err(ReserveError::ReferenceReused(jobs[index].reference.clone()))),
+            other => other.clone(),
+        };
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Err(ReserveError::Database(std::sync::Arc::new(DbError::Internal("no outcome".into()))))
+            })
+        })
+        .collect())
+}
+
+async fn lock_levels(
+    conn: &mut PgConnection,
+    keys: &[(Uuid, StockKey)],
+) -> Result<HashMap<(Uuid, StockKey), Level>, DbError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
+    let skus: Vec<&str> = keys.iter().map(|(_, k)| k.sku.as_str()).collect();
+    let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
+    let rows: Vec<(Uuid, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved FROM stock_levels s
+         JOIN UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)
+           ON s.tenant_id = k.tenant_id AND s.sku = k.sku AND s.location = k.location
+         ORDER BY s.tenant_id, s.sku, s.location
+         FOR UPDATE OF s",
+    )
+    .bind(&tenants)
+    .bind(&skus)
+    .bind(&locations)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, sku, location, on_hand, reserved)| {
+            ((tenant, StockKey { sku, location }), Level { on_hand, reserved })
+        })
+        .collect())
+}
+
+async fn apply_reserved_deltas(conn: &mut PgConnection, deltas: &[(Uuid, StockKey, i64)]) -> Result<(), DbError> {
+    apply_deltas(conn, deltas.iter().map(|(t, k, d)| (*t, k, 0, *d)).collect()).await
+}
+
+/// Applies (on_hand, reserved) deltas to stock rows.
+async fn apply_deltas(conn: &mut PgConnection, deltas: Vec<(Uuid, &StockKey, i64, i64)>) -> Result<(), DbError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<Uuid> = deltas.iter().map(|d| d.0).collect();
+    let skus: Vec<&str> = deltas.iter().map(|d| d.1.sku.as_str()).collect();
+    let locations: Vec<&str> = deltas.iter().map(|d| d.1.location.as_str()).collect();
+    let on_hand: Vec<i64> = deltas.iter().map(|d| d.2).collect();
+    let reserved: Vec<i64> = deltas.iter().map(|d| d.3).collect();
+    sqlx::query(
+        "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved, updated_at = now()
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS d(tenant_id, sku, location, on_hand, reserved)
+         WHERE s.tenant_id = d.tenant_id AND s.sku = d.sku AND s.location = d.location",
+    )
+    .bind(&tenants)
+    .bind(&skus)
+    .bind(&locations)
+    .bind(&on_hand)
+    .bind(&reserved)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_reservations(conn: &mut PgConnection, jobs: &[&ReserveJob]) -> Result<(), DbError> {
+    let tenants: Vec<Uuid> = jobs.iter().map(|j| j.tenant_id).collect();
+    let references: Vec<&str> = jobs.iter().map(|j| j.reference.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO reservations (tenant_id, reference, status)
+         SELECT t, r, 'held' FROM UNNEST($1::uuid[], $2::text[]) AS x(t, r)
+         ON CONFLICT (tenant_id, reference) DO UPDATE SET status = 'held', reason = NULL, updated_at = now()",
+    )
+    .bind(&tenants)
+    .bind(&references)
+    .execute(&mut *conn)
+    .await?;
+    let mut item_tenants = Vec::new();
+    let mut item_refs = Vec::new();
+    let mut item_skus = Vec::new();
+    let mut item_locations = Vec::new();
+    let mut item_quantities = Vec::new();
+    for job in jobs {
+        let mut merged: HashMap<&StockKey, i64> = HashMap::new();
+        for line in &job.lines {
+            *merged.entry(&line.key).or_default() += line.quantity;
+        }
+        for (key, quantity) in merged {
+            item_tenants.push(job.tenant_id);
+            item_refs.push(job.reference.as_str());
+            item_skus.push(key.sku.as_str());
+            item_locations.push(key.location.as_str());
+            item_quantities.push(quantity);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO reservation_items (tenant_id, reference, sku, location, quantity)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&item_tenants)
+    .bind(&item_refs)
+    .bind(&item_skus)
+    .bind(&item_locations)
+    .bind(&item_quantities)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub struct LedgerRow {
+    pub tenant_id: Uuid,
+    pub key: StockKey,
+    pub on_hand_delta: i64,
+    pub reserved_delta: i64,
+    pub reason: &'static str,
+    pub reference: Option<String>,
+    pub note: Option<String>,
+    pub actor: Option<String>,
+}
+
+pub async fn write_ledger(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result<Vec<i64>, DbError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<Uuid> = rows.iter().map(|r| r.tenant_id).collect();
+    let skus: Vec<&str> = rows.iter().map(|r| r.key.sku.as_str()).collect();
+    let locations: Vec<&str> = rows.iter().map(|r| r.key.location.as_str()).collect();
+    let on_hand: Vec<i64> = rows.iter().map(|r| r.on_hand_delta).collect();
+    let reserved: Vec<i64> = rows.iter().map(|r| r.reserved_delta).collect();
+    let reasons: Vec<&str> = rows.iter().map(|r| r.reason).collect();
+    let references: Vec<Option<&str>> = rows.iter().map(|r| r.reference.as_deref()).collect();
+    let notes: Vec<Option<&str>> = rows.iter().map(|r| r.note.as_deref()).collect();
+    let actors: Vec<Option<&str>> = rows.iter().map(|r| r.actor.as_deref()).collect();
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO stock_ledger (tenant_id, sku, location, on_hand_delta, reserved_delta, reason, reference, note, actor)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+         RETURNING id",
+    )
+    .bind(&tenants)
+    .bind(&skus)
+    .bind(&locations)
+    .bind(&on_hand)
+    .bind(&reserved)
+    .bind(&reasons)
+    .bind(&references)
+    .bind(&notes)
+    .bind(&actors)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids)
+}
+
+/// Sets `low_stock_alerted` on touched rows and publishes `inventory.low_stock` for each row
+/// that has just crossed below its threshold (the row's own, else the tenant's default).
+pub async fn refresh_low_stock(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    keys: &[(Uuid, StockKey)],
+) -> Result<(), DbError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
+    let skus: Vec<&str> = keys.iter().map(|(_, k)| k.sku.as_str()).collect();
+    let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
+    let crossed: Vec<(Uuid, String, String, i64, i64)> = sqlx::query_as(
+        "WITH k AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)),
+              t AS (
+                SELECT s.tenant_id, s.sku, s.location, s.on_hand - s.reserved AS available,
+                       coalesce(s.low_stock_threshold, st.default_low_stock_threshold, 0) AS threshold
+                FROM stock_levels s JOIN k USING (tenant_id, sku, location)
+                LEFT JOIN settings st ON st.tenant_id = s.tenant_id)
+         UPDATE stock_levels s SET low_stock_alerted = (t.threshold > 0 AND t.available < t.threshold)
+         FROM t
+         WHERE s.tenant_id = t.tenant_id AND s.sku = t.sku AND s.location = t.location
+           AND s.low_stock_alerted IS DISTINCT FROM (t.threshold > 0 AND t.available < t.threshold)
+         RETURNING s.tenant_id, s.sku, s.location, t.available, t.threshold",
+    )
+    .bind(&tenants)
+    .bind(&skus)
+    .bind(&locations)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (tenant_id, sku, location, available, threshold) in crossed {
+        if threshold > 0 && available < threshold {
+            let event = LowStock { sku: sku.clone(), location, available, threshold };
+            bus::outbox::enqueue(conn, namespace, Envelope::new(tenant_id, format!("sku:{sku}"), event, None)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Releases, commits or restocks a reservation, once. Stock moves only on `Change::Apply`.
+pub async fn change_reservation(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    tenant_id: Uuid,
+    reference: &str,
+    wanted: Status,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<Reservation, ChangeError> {
+    let mut reservation = get_reservation(conn, tenant_id, reference, true).await?.ok_or(ChangeError::NotFound)?;
+    let (rule, ledger_reason): (fn(Status) -> Change, &'static str) = match wanted {
+        Status::Released => (reservations::release, "release"),
+        Status::Committed => (reservations::commit, "commit"),
+        Status::Restocked => (reservations::restock, "restock"),
+        Status::Held => return Err(ChangeError::Refused { current: reservation.status.as_str(), wanted: "held" }),
+    };
+    match rule(reservation.status) {
+        Change::AlreadyDone => return Ok(reservation),
+        Change::Refuse => {
+            return Err(ChangeError::Refused { current: reservation.status.as_str(), wanted: wanted.as_str() });
+        }
+        Change::Apply => {}
+    }
+    // (on_hand, reserved) movement per unit.
+    let (on_hand_sign, reserved_sign) = match wanted {
+        Status::Released => (0, -1),
+        Status::Committed => (-1, -1),
+        Status::Restocked => (1, 0),
+        Status::Held => (0, 0),
+    };
+    let mut keys: Vec<(Uuid, StockKey)> = reservation.lines.iter().map(|l| (tenant_id, l.key.clone())).collect();
+    keys.sort();
+    lock_levels(conn, &keys).await?;
+    let deltas: Vec<(Uuid, &StockKey, i64, i64)> = reservation
+        .lines
+        .iter()
+        .map(|l| (tenant_id, &l.key, on_hand_sign * l.quantity, reserved_sign * l.quantity))
+        .collect();
+    apply_deltas(conn, deltas).await?;
+    let ledger: Vec<LedgerRow> = reservation
+        .lines
+        .iter()
+        .map(|l| LedgerRow {
+            tenant_id,
+            key: l.key.clone(),
+            on_hand_delta: on_hand_sign * l.quantity,
+            reserved_delta: reserved_sign * l.quantity,
+            reason: ledger_reason,
+            reference: Some(reference.to_string()),
+            note: reason.map(str::to_string),
+            actor: Some(actor.to_string()),
+        })
+        .collect();
+    write_ledger(conn, &ledger).await?;
+    sqlx::query(
+        "UPDATE reservations SET status = $3, reason = $4, updated_at = now() WHERE tenant_id = $1 AND reference = $2",
+    )
+    .bind(tenant_id)
+    .bind(reference)
+    .bind(wanted.as_str())
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    refresh_low_stock(conn, namespace, &keys).await?;
+    let event = ReservationChanged {
+        reference: reference.to_string(),
+        status: wanted.as_str().to_string(),
+        reason: reason.map(str::to_string),
+    };
+    bus::outbox::enqueue(conn, namespace, Envelope::new(tenant_id, format!("reservation:{reference}"), event, None))
+        .await
+        .map_err(DbError::from)?;
+    reservation.status = wanted;
+    Ok(reservation)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockRow {
+    pub key: StockKey,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub threshold: i64,
+}
+
+pub async fn levels(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    skus: &[String],
+    location: &str,
+) -> Result<Vec<StockRow>, DbError> {
+    let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.sku, s.location, s.on_hand, s.reserved, coalesce(s.low_stock_threshold, st.default_low_stock_threshold, 0)
+         FROM stock_levels s LEFT JOIN settings st ON st.tenant_id = s.tenant_id
+         WHERE s.tenant_id = $1 AND s.sku = ANY($2) AND s.location = $3 ORDER BY s.sku",
+    )
+    .bind(tenant_id)
+    .bind(skus)
+    .bind(location)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sku, location, on_hand, reserved, threshold)| StockRow {
+            key: StockKey { sku, location },
+            on_hand,
+            reserved,
+            threshold,
+        })
+        .collect())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdjustError {
+    #[error("sku is not in the catalog")]
+    UnknownSku,
+    #[error("on hand would fall below what is reserved ({reserved}) or below zero")]
+    BelowReserved { reserved: i64 },
+    #[error("{0}")]
+    Database(#[from] DbError),
+}
+
+impl From<sqlx::Error> for AdjustError {
+    fn from(err: sqlx::Error) -> Self {
+        AdjustError::Database(err.into())
+    }
+}
+
+pub enum Adjustment {
+    Delta(i64),
+    Counted(i64),
+}
+
+/// Changes on-hand stock with a reason; idempotent per `idempotency_key`.
+#[allow(clippy::too_many_arguments)]
+pub async fn adjust(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    tenant_id: Uuid,
+    key: &StockKey,
+    adjustment: Adjustment,
+    reason: &'static str,
+    note: Option<&str>,
+    idempotency_key: Option<&str>,
+    actor: &str,
+) -> Result<StockRow, AdjustError> {
+    if let Some(idempotency_key) = idempotency_key {
+        let seen: Option<i64> =
+            sqlx::query_scalar("SELECT ledger_id FROM stock_adjustments WHERE tenant_id = $1 AND idempotency_key = $2")
+                .bind(tenant_id)
+                .bind(idempotency_key)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if seen.is_some() {
+            return levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location)
+                .await?
+                .pop()
+                .ok_or(AdjustError::UnknownSku);
+        }
+    }
+    let in_catalog: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM catalog_items WHERE tenant_id = $1 AND sku = $2)")
+            .bind(tenant_id)
+            .bind(&key.sku)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !in_catalog {
+        return Err(AdjustError::UnknownSku);
+    }
+    sqlx::query("INSERT INTO stock_levels (tenant_id, sku, location) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(tenant_id)
+        .bind(&key.sku)
+        .bind(&key.location)
+        .execute(&mut *conn)
+        .await?;
+    let (on_hand, reserved): (i64, i64) = sqlx::query_as(
+        "SELECT on_hand, reserved FROM stock_levels WHERE tenant_id = $1 AND sku = $2 AND location = $3 FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(&key.sku)
+    .bind(&key.location)
+    .fetch_one(&mut *conn)
+    .await?;
+    let delta = match adjustment {
+        Adjustment::Delta(delta) => delta,
+        Adjustment::Counted(counted) => counted - on_hand,
+    };
+    if on_hand + delta < reserved || on_hand + delta < 0 {
+        return Err(AdjustError::BelowReserved { reserved });
+    }
+    apply_deltas(conn, vec![(tenant_id, key, delta, 0)]).await?;
+    let ledger_id = write_ledger(
+        conn,
+        &[LedgerRow {
+            tenant_id,
+            key: key.clone(),
+            on_hand_delta: delta,
+            reserved_delta: 0,
+            reason,
+            reference: None,
+            note: note.map(str::to_string),
+            actor: Some(actor.to_string()),
+        }],
+    )
+    .await?;
+    if let (Some(idempotency_key), Some(ledger_id)) = (idempotency_key, ledger_id.first()) {
+        sqlx::query("INSERT INTO stock_adjustments (tenant_id, idempotency_key, ledger_id) VALUES ($1, $2, $3)")
+            .bind(tenant_id)
+            .bind(idempotency_key)
+            .bind(ledger_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    refresh_low_stock(conn, namespace, &[(tenant_id, key.clone())]).await?;
+    levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
+}
+
+pub async fn set_threshold(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    tenant_id: Uuid,
+    key: &StockKey,
+    threshold: i64,
+) -> Result<StockRow, AdjustError> {
+    let in_catalog: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM catalog_items WHERE tenant_id = $1 AND sku = $2)")
+            .bind(tenant_id)
+            .bind(&key.sku)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !in_catalog {
+        return Err(AdjustError::UnknownSku);
+    }
+    sqlx::query(
+        "INSERT INTO stock_levels (tenant_id, sku, location, low_stock_threshold) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, sku, location) DO UPDATE SET low_stock_threshold = $4, updated_at = now()",
+    )
+    .bind(tenant_id)
+    .bind(&key.sku)
+    .bind(&key.location)
+    .bind(threshold)
+    .execute(&mut *conn)
+    .await?;
+    refresh_low_stock(conn, namespace, &[(tenant_id, key.clone())]).await?;
+    levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
+}
