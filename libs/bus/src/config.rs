@@ -28,6 +28,8 @@ pub struct BusConfig {
     /// Published outbox rows and inbox records are kept this long, then pruned.
     pub outbox_retention: Duration,
     pub inbox_retention: Duration,
+    /// How the outbox relay retries a failed publish before backing off to its poll.
+    pub publish_retry: resilience::RetryPolicy,
 }
 
 impl BusConfig {
@@ -49,6 +51,11 @@ impl BusConfig {
             outbox_retention: env.millis("ORDERFLOW_OUTBOX_RETENTION_MS", Duration::from_secs(24 * 3600))?,
             // Platforms retry for up to a week; keep processed ids a little longer than that.
             inbox_retention: env.millis("ORDERFLOW_INBOX_RETENTION_MS", Duration::from_secs(8 * 24 * 3600))?,
+            publish_retry: resilience::RetryPolicy::from_env(
+                "ORDERFLOW_BUS_PUBLISH",
+                resilience::RetryPolicy::internal(),
+            )
+            .map_err(|e| settings::Error::Invalid { key: "ORDERFLOW_BUS_PUBLISH_*".into(), reason: e.to_string() })?,
         })
     }
 
@@ -66,6 +73,13 @@ impl BusConfig {
             relay_poll: Duration::from_millis(10),
             outbox_retention: Duration::from_secs(3600),
             inbox_retention: Duration::from_secs(3600),
+            publish_retry: resilience::RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+                factor: 2.0,
+                jitter: false,
+            },
         }
     }
 

@@ -234,6 +234,11 @@ impl<H: Handler> Worker<H> {
             .info()
             .map(|info| (u32::try_from(info.delivered).unwrap_or(u32::MAX), info.stream_sequence))
             .unwrap_or((1, 0));
+        if delivered > self.bus.config().max_deliver {
+            // Delivered this often without an answer: the consumer likely crashed on it each time.
+            let reason = format!("delivered {delivered} times without being handled (the consumer may crash on it)");
+            return self.dead_letter(&message, &reason, delivered, stream_sequence).await;
+        }
         let envelope: Envelope = match serde_json::from_slice(&message.payload) {
             Ok(envelope) => envelope,
             Err(err) => {
@@ -320,11 +325,11 @@ impl<H: Handler> Worker<H> {
                 partition_key: &partition_key,
                 payload: message.payload.clone(),
                 extra_headers: vec![
-                    (headers::DLQ_REASON, truncate(reason, 1024)),
-                    (headers::DLQ_CONSUMER, self.name.clone()),
-                    (headers::DLQ_ORIGINAL_SUBJECT, message.subject.to_string()),
-                    (headers::DLQ_ORIGINAL_SEQUENCE, stream_sequence.to_string()),
-                    (headers::DLQ_DELIVERIES, delivered.to_string()),
+                    (headers::DLQ_REASON.to_string(), truncate(reason, 1024)),
+                    (headers::DLQ_CONSUMER.to_string(), self.name.clone()),
+                    (headers::DLQ_ORIGINAL_SUBJECT.to_string(), message.subject.to_string()),
+                    (headers::DLQ_ORIGINAL_SEQUENCE.to_string(), stream_sequence.to_string()),
+                    (headers::DLQ_DELIVERIES.to_string(), delivered.to_string()),
                 ],
             })
             .await;

@@ -4,6 +4,8 @@
 pub enum Error {
     #[error("NATS is unreachable or timed out: {0}")]
     Unavailable(String),
+    #[error("no stream takes this subject (yet): {0}")]
+    NoStream(String),
     #[error("JetStream refused the request: {0}")]
     JetStream(String),
     #[error("event does not serialise: {0}")]
@@ -15,7 +17,7 @@ pub enum Error {
 impl resilience::Classify for Error {
     fn retryability(&self) -> resilience::Retryability {
         match self {
-            Error::Unavailable(_) => resilience::Retryability::Transient,
+            Error::Unavailable(_) | Error::NoStream(_) => resilience::Retryability::Transient,
             Error::Database(err) => match db::classify(err) {
                 db::DbErrorKind::Unavailable | db::DbErrorKind::Conflict => resilience::Retryability::Transient,
                 db::DbErrorKind::UniqueViolation | db::DbErrorKind::ConstraintViolation | db::DbErrorKind::Other => {

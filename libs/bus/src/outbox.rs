@@ -17,56 +17,66 @@ use uuid::Uuid;
 use crate::publisher::Outgoing;
 use crate::{Bus, Envelope, Error, Event, Namespace};
 
+/// One message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub subject: String,
+    /// Becomes `Nats-Msg-Id`.
+    pub message_id: Uuid,
+    pub partition_key: String,
+    pub payload: String,
+    /// Published as message headers (trace context, dead-letter reasons).
+    pub headers: Vec<(String, String)>,
+}
+
+impl OutboxRow {
+    /// The row for an event: its subject, and its trace context as headers.
+    pub fn for_event<T: Event>(namespace: &Namespace, envelope: Envelope<T>) -> Result<Self, Error> {
+        let subject = envelope.subject(namespace);
+        let envelope = envelope.into_untyped()?;
+        Ok(Self {
+            subject,
+            message_id: envelope.id,
+            partition_key: envelope.aggregate_id.clone(),
+            headers: envelope.trace.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            payload: serde_json::to_string(&envelope)?,
+        })
+    }
+}
+
 /// Writes an event to the outbox; it is published once the surrounding transaction commits.
 pub async fn enqueue<T: Event>(
     conn: &mut PgConnection,
     namespace: &Namespace,
     envelope: Envelope<T>,
 ) -> Result<(), Error> {
-    let subject = envelope.subject(namespace);
-    let envelope = envelope.into_untyped()?;
-    let payload = serde_json::to_string(&envelope)?;
-    enqueue_raw(conn, &subject, envelope.id, &envelope.aggregate_id, &payload).await
+    enqueue_many(conn, &[OutboxRow::for_event(namespace, envelope)?]).await
 }
 
-/// Writes any message (e.g. a parked dead letter) to the outbox.
-pub async fn enqueue_raw(
-    conn: &mut PgConnection,
-    subject: &str,
-    message_id: Uuid,
-    partition_key: &str,
-    payload: &str,
-) -> Result<(), Error> {
-    sqlx::query("INSERT INTO outbox (event_id, subject, partition_key, payload) VALUES ($1, $2, $3, $4)")
-        .bind(message_id)
-        .bind(subject)
-        .bind(partition_key)
-        .bind(payload)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Enqueues many rows in one statement (batched webhook commits).
-pub async fn enqueue_many(conn: &mut PgConnection, rows: &[(String, Uuid, String, String)]) -> Result<(), Error> {
+/// Enqueues many rows in one statement (batched commits). An id already in the outbox is the
+/// same event enqueued again (a replay, a redelivered webhook): it is kept once.
+pub async fn enqueue_many(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let (mut subjects, mut ids, mut keys, mut payloads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (subject, id, key, payload) in rows {
-        subjects.push(subject.as_str());
-        ids.push(*id);
-        keys.push(key.as_str());
-        payloads.push(payload.as_str());
-    }
+    let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.message_id).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.partition_key.as_str()).collect();
+    let payloads: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+    let headers: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::Value::Object(r.headers.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()))
+        .collect();
     sqlx::query(
-        "INSERT INTO outbox (subject, event_id, partition_key, payload)
-         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[])",
+        "INSERT INTO outbox (subject, event_id, partition_key, payload, headers)
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[])
+         ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(&subjects)
     .bind(&ids)
     .bind(&keys)
     .bind(&payloads)
+    .bind(&headers)
     .execute(conn)
     .await?;
     Ok(())
@@ -107,7 +117,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 impl Relay {
     pub fn new(pool: PgPool, bus: Bus, metrics: RelayMetrics) -> Self {
-        Self { pool, bus, batch_size: 256, metrics, retry: resilience::RetryPolicy::internal() }
+        let retry = bus.config().publish_retry.clone();
+        Self { pool, bus, batch_size: 256, metrics, retry }
     }
 
     /// Runs until `token` is cancelled; the batch in flight is finished first.
@@ -179,13 +190,18 @@ impl Relay {
     /// Publishes one batch of unpublished rows; returns how many were published.
     async fn relay_batch(&self, conn: &mut PgConnection) -> Result<usize, Error> {
         let rows = sqlx::query(
-            "SELECT seq, event_id, subject, partition_key, payload FROM outbox
+            "SELECT seq, event_id, subject, partition_key, payload, headers FROM outbox
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(self.batch_size)
         .fetch_all(&mut *conn)
         .await?;
-        self.metrics.backlog.set(i64::try_from(rows.len()).unwrap_or(i64::MAX));
+        let backlog = if rows.len() as i64 == self.batch_size {
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&mut *conn).await?
+        } else {
+            i64::try_from(rows.len()).unwrap_or(i64::MAX)
+        };
+        self.metrics.backlog.set(backlog);
         if rows.is_empty() {
             return Ok(0);
         }
@@ -196,7 +212,12 @@ impl Relay {
             let subject: String = row.try_get("subject")?;
             let key: String = row.try_get("partition_key")?;
             let payload: String = row.try_get("payload")?;
-            messages.push((seq, id.to_string(), subject, key, payload));
+            let headers: serde_json::Value = row.try_get("headers")?;
+            let headers: Vec<(String, String)> = headers
+                .as_object()
+                .map(|map| map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                .unwrap_or_default();
+            messages.push((seq, id.to_string(), subject, key, payload, headers));
         }
 
         // Publish in seq order; on a failure, retry the unacknowledged tail with the shared policy.
@@ -207,12 +228,12 @@ impl Relay {
                 let start = acked.load(std::sync::atomic::Ordering::SeqCst);
                 let batch = messages[start..]
                     .iter()
-                    .map(|(_, id, subject, key, payload)| Outgoing {
+                    .map(|(_, id, subject, key, payload, headers)| Outgoing {
                         subject,
                         message_id: id,
                         partition_key: key,
                         payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
-                        extra_headers: Vec::new(),
+                        extra_headers: headers.clone(),
                     })
                     .collect();
                 let (count, error) = self.bus.publish_batch(batch).await;
@@ -221,6 +242,10 @@ impl Relay {
                     None => Ok(()),
                     Some(err) => {
                         self.metrics.publish_failures.inc();
+                        if matches!(err, Error::NoStream(_)) {
+                            // NATS came back without its data: declare the streams again.
+                            let _ = crate::streams::ensure_all(&self.bus).await;
+                        }
                         Err(err)
                     }
                 }

@@ -35,7 +35,7 @@ pub struct Outgoing<'a> {
     pub message_id: &'a str,
     pub partition_key: &'a str,
     pub payload: Bytes,
-    pub extra_headers: Vec<(&'static str, String)>,
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl Bus {
@@ -78,7 +78,7 @@ impl Bus {
             let mut headers = HeaderMap::new();
             headers.insert(headers::PARTITION_KEY, message.partition_key);
             for (name, value) in message.extra_headers {
-                headers.insert(name, value.as_str());
+                headers.insert(name.as_str(), value.as_str());
             }
             let publish =
                 PublishMessage::build().payload(message.payload).headers(headers).message_id(message.message_id);
@@ -118,8 +118,8 @@ fn publish_error(kind: PublishErrorKind, message: String) -> Error {
         PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::MaxAckPending => {
             Error::Unavailable(message)
         }
-        // No stream answers until the service re-creates its streams; retrying is right.
-        PublishErrorKind::StreamNotFound => Error::Unavailable(message),
+        // No stream answers until the streams are declared again; retrying after that is right.
+        PublishErrorKind::StreamNotFound => Error::NoStream(message),
         PublishErrorKind::WrongLastMessageId
         | PublishErrorKind::WrongLastSequence
         | PublishErrorKind::MaxPayloadExceeded

@@ -15,6 +15,7 @@ macro_rules! service_package {
 
 service_package!(ingest, "orderflow.ingest.v1", "ingest_descriptor.bin");
 service_package!(inventory, "orderflow.inventory.v1", "inventory_descriptor.bin");
+service_package!(order, "orderflow.order.v1", "order_descriptor.bin");
 
 pub mod common {
     pub mod v1 {
@@ -25,9 +26,6 @@ pub mod common {
 /// Services whose gRPC API is not written yet serve health and reflection only.
 pub mod draft {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/draft_descriptor.bin"));
-}
-pub mod order {
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/order_descriptor.bin"));
 }
 pub mod shipping {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shipping_descriptor.bin"));

@@ -24,21 +24,45 @@ struct WebhookBatches {
     metrics: IngestMetrics,
 }
 
+impl WebhookBatches {
+    async fn store(&self, submissions: &[Submission]) -> Result<Vec<Outcome>, webhooks::Error> {
+        let started = Instant::now();
+        let result = webhooks::store_batch(&self.pool, &self.namespace, submissions).await;
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_size.observe(submissions.len() as f64);
+        if let Ok(outcomes) = &result {
+            for (submission, outcome) in submissions.iter().zip(outcomes) {
+                self.metrics.count_events(submission.platform, outcome);
+            }
+        }
+        result
+    }
+}
+
 impl BatchProcessor for WebhookBatches {
     type Job = Submission;
     type Output = Result<Outcome, Arc<webhooks::Error>>;
 
     async fn process(&self, submissions: Vec<Submission>) -> Vec<Self::Output> {
-        let started = Instant::now();
-        let result = webhooks::store_batch(&self.pool, &self.namespace, &submissions).await;
-        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.batch_size.observe(submissions.len() as f64);
-        match result {
-            Ok(outcomes) => {
-                for (submission, outcome) in submissions.iter().zip(&outcomes) {
-                    self.metrics.count_events(submission.platform, outcome);
+        match self.store(&submissions).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            // One bad submission must not fail the others it shared a transaction with: store each
+            // alone (an outage would fail them all anyway, so only for internal errors).
+            Err(webhooks::Error::Internal(detail)) if submissions.len() > 1 => {
+                tracing::warn!(%detail, webhooks = submissions.len(), "batch failed; storing its webhooks one by one");
+                let mut outcomes = Vec::with_capacity(submissions.len());
+                for submission in submissions.chunks(1) {
+                    outcomes.push(match self.store(submission).await {
+                        Ok(mut single) => {
+                            single.pop().ok_or_else(|| Arc::new(webhooks::Error::Internal("no outcome".into())))
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "storing a webhook failed");
+                            Err(Arc::new(err))
+                        }
+                    });
                 }
-                outcomes.into_iter().map(Ok).collect()
+                outcomes
             }
             Err(err) => {
                 tracing::error!(error = %err, webhooks = submissions.len(), "storing webhooks failed");

@@ -10,7 +10,7 @@ pub struct Config {
     pub common: CommonConfig,
     pub meta_app_secret: Secret,
     pub meta_verify_token: Secret,
-    pub tiktok_app_key: String,
+    pub tiktok_app_key: Secret,
     pub tiktok_app_secret: Secret,
     /// 32 bytes, base64: seals channel credentials at rest.
     pub credentials_key: Secret,
@@ -52,7 +52,7 @@ impl ServiceConfig for Config {
             common: CommonConfig::from_env(env, "ingest")?,
             meta_app_secret: env.secret("META_APP_SECRET", DEV_META_APP_SECRET)?,
             meta_verify_token: env.secret("META_VERIFY_TOKEN", DEV_META_VERIFY_TOKEN)?,
-            tiktok_app_key: env.get("TIKTOK_APP_KEY", DEV_TIKTOK_APP_KEY.to_string())?,
+            tiktok_app_key: env.secret("TIKTOK_APP_KEY", DEV_TIKTOK_APP_KEY)?,
             tiktok_app_secret: env.secret("TIKTOK_APP_SECRET", DEV_TIKTOK_APP_SECRET)?,
             credentials_key: env.secret("ORDERFLOW_CREDENTIALS_KEY", DEV_CREDENTIALS_KEY)?,
             max_body_bytes: env.get("INGEST_MAX_BODY_BYTES", 4 * 1024 * 1024)?,

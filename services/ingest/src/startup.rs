@@ -40,7 +40,7 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         sealer: sealer.clone(),
         client: TiktokAuthClient::new(
             &config.tiktok_auth_base_url,
-            &config.tiktok_app_key,
+            config.tiktok_app_key.expose(),
             config.tiktok_app_secret.expose(),
             config.tiktok_retry.clone(),
             breaker,
@@ -65,7 +65,7 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
             metrics,
             meta_app_secret: config.meta_app_secret.expose().to_string(),
             meta_verify_token: config.meta_verify_token.expose().to_string(),
-            tiktok_app_key: config.tiktok_app_key.clone(),
+            tiktok_app_key: config.tiktok_app_key.expose().to_string(),
             tiktok_app_secret: config.tiktok_app_secret.expose().to_string(),
         },
         config.max_body_bytes,

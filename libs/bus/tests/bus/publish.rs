@@ -28,5 +28,5 @@ async fn a_republished_message_id_is_stored_once() {
 async fn publishing_outside_any_stream_is_an_error_not_a_silent_drop() {
     let h = Harness::new().await;
     let err = h.bus.publish(message("nowhere.at.all", "x")).await.unwrap_err();
-    assert!(matches!(err, bus::Error::Unavailable(_) | bus::Error::JetStream(_)), "{err}");
+    assert!(matches!(err, bus::Error::NoStream(_) | bus::Error::Unavailable(_) | bus::Error::JetStream(_)), "{err}");
 }

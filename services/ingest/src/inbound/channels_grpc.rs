@@ -124,6 +124,17 @@ impl ChannelService for ChannelApi {
         Ok(Response::new(to_proto(channel)))
     }
 
+    async fn enable_channel(
+        &self,
+        request: Request<pb::EnableChannelRequest>,
+    ) -> Result<Response<pb::Channel>, Status> {
+        auth::grpc::principal(&request)?.operator()?;
+        let id = parse_channel_id(&request.get_ref().channel_id)?;
+        let channel = self.channels.enable(id).await.map_err(status)?;
+        tracing::info!(channel_id = %channel.id, "channel enabled");
+        Ok(Response::new(to_proto(channel)))
+    }
+
     async fn set_channel_credentials(
         &self,
         request: Request<pb::SetChannelCredentialsRequest>,

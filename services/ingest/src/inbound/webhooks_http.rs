@@ -184,7 +184,8 @@ async fn accept(
     body: Bytes,
     events: Vec<Normalized>,
 ) -> Result<webhooks::Outcome, WebhookError> {
-    Ok(state.acceptor.accept(Submission { platform, body, events }).await?)
+    let trace = telemetry::propagation::current_headers().into_iter().collect();
+    Ok(state.acceptor.accept(Submission { platform, body, events, trace }).await?)
 }
 
 fn respond(

@@ -117,6 +117,16 @@ impl ChannelRepository {
         row.map(from_row).transpose()?.ok_or(Error::NotFound)
     }
 
+    pub async fn enable(&self, id: Uuid) -> Result<Channel, Error> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "UPDATE channels SET enabled = true, disabled_at = NULL WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(from_row).transpose()?.ok_or(Error::NotFound)
+    }
+
     pub async fn set_credentials(
         &self,
         id: Uuid,

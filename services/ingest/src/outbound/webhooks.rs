@@ -4,8 +4,9 @@
 //! Nothing is answered 200 before this commit: a crash before it loses nothing the platform will
 //! not send again, a crash after it loses nothing at all.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use bus::outbox::OutboxRow;
 use bus::{Envelope, Event, Namespace};
 use bytes::Bytes;
 use events::ingest::Platform;
@@ -20,6 +21,8 @@ pub struct Submission {
     pub platform: Platform,
     pub body: Bytes,
     pub events: Vec<Normalized>,
+    /// The W3C trace context of the request, carried into every event it produces.
+    pub trace: BTreeMap<String, String>,
 }
 
 /// What became of one submission's events.
@@ -78,8 +81,9 @@ impl ParkReason {
     }
 }
 
-/// The dead-letter subject suffix for parked webhook events.
-pub const PARKED_CONSUMER: &str = "ingest.unknown_channel";
+/// The dead-letter subject suffix for parked webhook events (`{ns}.dlq.ingest.parked`); the
+/// `Orderflow-Dlq-Reason` header says why.
+pub const PARKED_CONSUMER: &str = "ingest.parked";
 
 /// Stores a batch of submissions in one transaction; returns one outcome per submission.
 pub async fn store_batch(pool: &PgPool, namespace: &Namespace, batch: &[Submission]) -> Result<Vec<Outcome>, Error> {
@@ -120,15 +124,15 @@ pub async fn store_batch(pool: &PgPool, namespace: &Namespace, batch: &[Submissi
         }
         match routes.get(&event.channel) {
             Some(Route { tenant_id, enabled: true }) => {
-                rows.push(outbox_row(namespace, *tenant_id, event)?);
+                rows.push(outbox_row(namespace, *tenant_id, event, &batch[index].trace)?);
                 outcomes[index].published += 1;
             }
             Some(Route { enabled: false, .. }) => {
-                rows.push(park_row(namespace, event, ParkReason::DisabledChannel)?);
+                rows.push(park_row(namespace, event, ParkReason::DisabledChannel, &batch[index].trace)?);
                 outcomes[index].parked += 1;
             }
             None => {
-                rows.push(park_row(namespace, event, ParkReason::UnknownChannel)?);
+                rows.push(park_row(namespace, event, ParkReason::UnknownChannel, &batch[index].trace)?);
                 outcomes[index].parked += 1;
             }
         }
@@ -190,47 +194,48 @@ async fn load_routes(tx: &mut sqlx::PgConnection, batch: &[Submission]) -> Resul
         .collect())
 }
 
-type OutboxRow = (String, Uuid, String, String);
-
-fn envelope<T: Event>(tenant_id: Uuid, event: &Normalized, data: T) -> Result<(String, Envelope), Error> {
+fn envelope<T: Event>(tenant_id: Uuid, event: &Normalized, data: T, trace: &BTreeMap<String, String>) -> Envelope<T> {
     let mut envelope = Envelope::new(tenant_id, event.partition_key.clone(), data, None);
     envelope.id = event.event_id();
     envelope.correlation_id = envelope.id;
-    let untyped = envelope.into_untyped().map_err(|e| Error::Internal(e.to_string()))?;
-    Ok((format!("{}.{}", T::DOMAIN, T::NAME), untyped))
+    // The committer runs outside the request's span: carry the request's trace context over.
+    envelope.trace = trace.clone();
+    envelope
 }
 
-fn untyped_envelope(tenant_id: Uuid, event: &Normalized) -> Result<(String, u32, Envelope), Error> {
-    let (name, envelope) = match &event.event {
-        IngestEvent::Message(data) => envelope(tenant_id, event, data.clone())?,
-        IngestEvent::Status(data) => envelope(tenant_id, event, data.clone())?,
-        IngestEvent::Echo(data) => envelope(tenant_id, event, data.clone())?,
-        IngestEvent::Tiktok(data) => envelope(tenant_id, event, data.clone())?,
+fn outbox_row(
+    namespace: &Namespace,
+    tenant_id: Uuid,
+    event: &Normalized,
+    trace: &BTreeMap<String, String>,
+) -> Result<OutboxRow, Error> {
+    let row = match &event.event {
+        IngestEvent::Message(data) => OutboxRow::for_event(namespace, envelope(tenant_id, event, data.clone(), trace)),
+        IngestEvent::Status(data) => OutboxRow::for_event(namespace, envelope(tenant_id, event, data.clone(), trace)),
+        IngestEvent::Echo(data) => OutboxRow::for_event(namespace, envelope(tenant_id, event, data.clone(), trace)),
+        IngestEvent::Tiktok(data) => OutboxRow::for_event(namespace, envelope(tenant_id, event, data.clone(), trace)),
     };
-    let version = envelope.version;
-    Ok((name, version, envelope))
+    Ok(row?)
 }
 
-fn outbox_row(namespace: &Namespace, tenant_id: Uuid, event: &Normalized) -> Result<OutboxRow, Error> {
-    let (name, version, envelope) = untyped_envelope(tenant_id, event)?;
-    let (domain, event_name) = name.split_once('.').unwrap_or(("ingest", name.as_str()));
-    let subject = namespace.event_subject(domain, version, event_name, tenant_id);
-    let payload = serde_json::to_string(&envelope).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok((subject, envelope.id, event.partition_key.clone(), payload))
-}
-
-fn park_row(namespace: &Namespace, event: &Normalized, reason: ParkReason) -> Result<OutboxRow, Error> {
-    let (_, _, envelope) = untyped_envelope(Uuid::nil(), event)?;
-    let payload = serde_json::json!({
-        "reason": reason.as_str(),
-        "platform": event.channel.platform.as_str(),
-        "channel_id": event.channel.external_id,
-        "event": envelope,
-    });
-    let subject = namespace.dead_letter_subject(PARKED_CONSUMER);
-    // A distinct message id: the park is not the event itself.
-    let id = Uuid::new_v5(&envelope.id, b"parked");
-    Ok((subject, id, event.partition_key.clone(), payload.to_string()))
+fn park_row(
+    namespace: &Namespace,
+    event: &Normalized,
+    reason: ParkReason,
+    trace: &BTreeMap<String, String>,
+) -> Result<OutboxRow, Error> {
+    // The event as it would have been published, for nobody's tenant, under the parked subject.
+    let mut row = outbox_row(namespace, Uuid::nil(), event, trace)?;
+    let original_subject = std::mem::replace(&mut row.subject, namespace.dead_letter_subject(PARKED_CONSUMER));
+    row.message_id = Uuid::new_v5(&row.message_id, b"parked");
+    row.headers.extend([
+        (bus::header_names::DLQ_REASON.to_string(), reason.as_str().to_string()),
+        (bus::header_names::DLQ_CONSUMER.to_string(), PARKED_CONSUMER.to_string()),
+        (bus::header_names::DLQ_ORIGINAL_SUBJECT.to_string(), original_subject),
+        ("Orderflow-Platform".to_string(), event.channel.platform.as_str().to_string()),
+        ("Orderflow-Channel-Id".to_string(), event.channel.external_id.clone()),
+    ]);
+    Ok(row)
 }
 
 /// Deletes archived payloads and de-duplication records past their retention.

@@ -133,6 +133,26 @@ impl TestApp {
         out
     }
 
+    /// The headers of every message in a stream, in order.
+    pub async fn stream_headers(&self, domain: &str) -> Vec<std::collections::HashMap<String, String>> {
+        let client = async_nats::connect(testkit::nats_url()).await.expect("nats");
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(self.namespace().stream_name(domain)).await.expect("stream");
+        let mut out = Vec::new();
+        let mut seq = 1;
+        while let Ok(message) = stream.get_raw_message(seq).await {
+            out.push(
+                message
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.first().map(|v| v.to_string()).unwrap_or_default()))
+                    .collect(),
+            );
+            seq += 1;
+        }
+        out
+    }
+
     /// Waits until the outbox is empty and `domain`'s stream holds `n` messages.
     pub async fn wait_published(&self, domain: &str, n: u64) {
         testkit::eventually(&format!("{n} messages in {domain}"), Duration::from_secs(20), || async {

@@ -4,5 +4,7 @@
 mod channels;
 mod health;
 mod helpers;
+mod housekeeping;
+mod kinds;
 mod token_refresh;
 mod webhooks;

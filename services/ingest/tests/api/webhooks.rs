@@ -99,9 +99,12 @@ async fn an_unknown_channel_is_acknowledged_and_parked_with_its_reason() {
     assert_eq!(response.status(), 200, "the platform must not retry forever");
     app.wait_published("dlq", 1).await;
     let (subject, parked) = app.stream_payloads("dlq").await.remove(0);
-    assert_eq!(subject, format!("{}.dlq.ingest.unknown_channel", app.env.namespace));
-    assert_eq!(parked["reason"], "unknown channel");
-    assert_eq!(parked["channel_id"], WA_PHONE_NUMBER_ID);
+    assert_eq!(subject, format!("{}.dlq.ingest.parked", app.env.namespace));
+    assert_eq!(parked["type"], "ingest.message_received", "the event itself is kept for replay");
+    let headers = app.stream_headers("dlq").await.remove(0);
+    assert_eq!(headers["Orderflow-Dlq-Reason"], "unknown channel");
+    assert_eq!(headers["Orderflow-Channel-Id"], WA_PHONE_NUMBER_ID);
+    assert!(headers["Orderflow-Dlq-Original-Subject"].contains(".ingest.v1.message_received."));
     assert_eq!(app.stream_count("ingest").await, 0);
 }
 
@@ -109,6 +112,7 @@ async fn an_unknown_channel_is_acknowledged_and_parked_with_its_reason() {
 async fn a_disabled_channel_parks_its_events() {
     let app = spawn_app().await;
     let channel = app.register_channel_for(uuid::Uuid::new_v4(), Platform::Whatsapp, WA_PHONE_NUMBER_ID).await;
+    let channel_id = channel.id.clone();
     let mut client = app.channels_client().await;
     let operator = testkit::token(None, testkit::Role::Operator);
     client
@@ -120,8 +124,22 @@ async fn a_disabled_channel_parks_its_events() {
         .expect("disable");
     assert_eq!(app.post_meta("whatsapp", &fixture("whatsapp_text.json")).await.status(), 200);
     app.wait_published("dlq", 1).await;
-    let (_, parked) = app.stream_payloads("dlq").await.remove(0);
-    assert_eq!(parked["reason"], "channel disabled");
+    let headers = app.stream_headers("dlq").await.remove(0);
+    assert_eq!(headers["Orderflow-Dlq-Reason"], "channel disabled");
+
+    // Enabled again, the channel's next message is published.
+    let enabled = client
+        .enable_channel(crate::helpers::authorized(
+            proto::ingest::v1::EnableChannelRequest { channel_id: channel_id.clone() },
+            &operator,
+        ))
+        .await
+        .expect("enable")
+        .into_inner();
+    assert!(enabled.enabled);
+    let body = String::from_utf8(fixture("whatsapp_text.json")).expect("utf8").replace("wamid.HBgN", "wamid.XBgN");
+    assert_eq!(app.post_meta("whatsapp", body.as_bytes()).await.status(), 200);
+    app.wait_published("ingest", 1).await;
 }
 
 #[tokio::test]
