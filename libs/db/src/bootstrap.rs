@@ -101,6 +101,9 @@ pub async fn ensure_schemas(on_db: &PgPool, database: &str) -> Result<(), sqlx::
     tx.execute("SELECT pg_advisory_xact_lock(7418230502)").await?;
     tx.execute(format!("REVOKE ALL ON DATABASE \"{database}\" FROM PUBLIC").as_str()).await?;
     tx.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC").await?;
+    // Trigram indexes for free-text search (order codes, customer names); a trusted contrib
+    // extension, created once per database by the superuser.
+    tx.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public").await?;
     for service in SERVICES {
         let statements = [
             format!("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}", service.schema, service.role),

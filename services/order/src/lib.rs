@@ -4,6 +4,7 @@ pub mod config;
 pub mod domain;
 pub mod inbound;
 pub mod outbound;
+pub mod payment_timeout;
 pub mod startup;
 
 pub use config::Config;

@@ -1,1 +1,6 @@
-//! The order domain: plain Rust, no I/O.
+//! The order domain: plain Rust, no I/O. The lifecycle state machine, totals and payments.
+
+pub mod lifecycle;
+pub mod parties;
+pub mod payments;
+pub mod totals;

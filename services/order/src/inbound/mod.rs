@@ -1,1 +1,5 @@
-//! How the world reaches the order service: gRPC handlers, HTTP routes, bus consumers.
+//! How the world reaches the order service: the gRPC API and the inventory-event consumer.
+
+pub mod grpc;
+mod grpc_convert;
+pub mod inventory_events;

@@ -3,7 +3,7 @@
 #[tokio::test]
 async fn starts_answers_health_checks_and_stops_gracefully() {
     let env = testkit::TestEnv::new().await;
-    let config = order::Config { common: env.common("order") };
+    let config = order::Config::for_tests(env.common("order"));
     let app = order::startup::build(config, Default::default()).await.expect("service starts");
     testkit::check_lifecycle(app).await;
 }

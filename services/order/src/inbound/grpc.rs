@@ -1,0 +1,398 @@
+//! `orderflow.order.v1.OrderService`.
+
+use events::order::OrderSource;
+use proto::order::v1 as pb;
+use proto::order::v1::order_service_server::OrderService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::grpc_convert::*;
+use crate::domain::lifecycle::Status as OrderStatus;
+use crate::domain::payments::PaymentStatus;
+use crate::domain::totals::{self, LineInput};
+use crate::outbound::codes::OrderCodes;
+use crate::outbound::orders::{self, Actor, ChangeSource, Edit, NewOrder, PaymentKind};
+use crate::outbound::queries::{self, Cursor, Filter, Sort};
+use crate::outbound::{DbError, settings};
+
+pub struct OrderApi {
+    pub pool: sqlx::PgPool,
+    pub namespace: bus::Namespace,
+    pub codes: OrderCodes,
+}
+
+fn actor_of(principal: &auth::Principal) -> Actor {
+    let (user, service) = principal.actor();
+    Actor { user: user.map(str::to_string), service: service.map(str::to_string), source: ChangeSource::User }
+}
+
+fn caller<T>(request: &Request<T>, min: auth::Role) -> Result<(Uuid, Actor), Status> {
+    let principal = auth::grpc::principal(request)?;
+    Ok((principal.tenant_with(min)?, actor_of(principal)))
+}
+
+fn sql(err: sqlx::Error) -> Status {
+    db_status(&DbError::from(err))
+}
+
+/// Moving an order forward needs an agent; cancelling (and returns) a manager.
+fn role_for(to: OrderStatus) -> auth::Role {
+    match to {
+        OrderStatus::Cancelled | OrderStatus::Returned => auth::Role::Manager,
+        _ => auth::Role::Agent,
+    }
+}
+
+fn filter_from(filter: Option<pb::OrderFilter>) -> Result<Filter, Status> {
+    let filter = filter.unwrap_or_default();
+    let source = match pb::OrderSource::try_from(filter.source) {
+        Ok(pb::OrderSource::Unspecified) => None,
+        Ok(pb::OrderSource::Draft) => Some(OrderSource::Draft),
+        Ok(pb::OrderSource::TiktokShop) => Some(OrderSource::TiktokShop),
+        Err(_) => return Err(Status::invalid_argument("unknown source")),
+    };
+    if filter.search.len() > 200 {
+        return Err(Status::invalid_argument("search is longer than 200 characters"));
+    }
+    Ok(Filter {
+        statuses: filter.statuses.into_iter().map(status_from).collect::<Result<_, _>>()?,
+        payment_statuses: filter.payment_statuses.into_iter().map(payment_status_from).collect::<Result<_, _>>()?,
+        source,
+        created_from: time_from(filter.created_from.as_ref())?,
+        created_to: time_from(filter.created_to.as_ref())?,
+        search: Some(filter.search).filter(|s| !s.trim().is_empty()),
+    })
+}
+
+impl OrderApi {
+    async fn full(&self, conn: &mut sqlx::PgConnection, order: orders::OrderRecord) -> Result<pb::Order, Status> {
+        let history = orders::history_of(conn, order.id).await.map_err(|e| db_status(&e))?;
+        let payments = orders::payments_of(conn, order.id).await.map_err(|e| db_status(&e))?;
+        Ok(order_to(order, history, payments))
+    }
+
+    async fn move_order(
+        &self,
+        tenant_id: Uuid,
+        actor: &Actor,
+        order_id: &str,
+        to: OrderStatus,
+        reason: Option<&str>,
+        expected_version: i64,
+    ) -> Result<pb::Order, Status> {
+        let mut tx = self.pool.begin().await.map_err(sql)?;
+        let order =
+            orders::transition(&mut tx, &self.namespace, tenant_id, order_id, to, reason, expected_version, actor)
+                .await
+                .map_err(|e| change_status(&e))?;
+        tx.commit().await.map_err(sql)?;
+        Ok(order_to(order, Vec::new(), Vec::new()))
+    }
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn create_order(&self, request: Request<pb::CreateOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let principal = auth::grpc::principal(&request)?;
+        let tenant_id = principal.service()?;
+        let actor = actor_of(principal);
+        let body = request.into_inner();
+        let key = body.idempotency_key.trim().to_string();
+        if key.is_empty() || key.len() > 200 {
+            return Err(Status::invalid_argument("idempotency_key (the draft id) is required"));
+        }
+        let currency: money::Currency =
+            body.currency.parse().map_err(|_| Status::invalid_argument("currency must be an ISO 4217 code"))?;
+        let items = body
+            .items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let unit_price = money_from(&format!("items[{index}].unit_price"), item.unit_price.as_ref(), currency)?;
+                if item.sku.trim().is_empty() || item.name.trim().is_empty() {
+                    return Err(Status::invalid_argument(format!("items[{index}] needs a sku and a name")));
+                }
+                Ok(LineInput {
+                    sku: Some(item.sku.trim().to_string()),
+                    name: item.name.trim().to_string(),
+                    unit_price,
+                    quantity: item.quantity,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let discount = money_from("discount", body.discount.as_ref(), currency)?;
+        let tax = money_from("tax", body.tax.as_ref(), currency)?;
+        let shipping = money_from("shipping", body.shipping.as_ref(), currency)?;
+        let (lines, totals) = totals::compute(currency, &items, discount, tax, shipping)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let new = NewOrder {
+            tenant_id,
+            source: OrderSource::Draft,
+            source_id: key.clone(),
+            reservation_reference: body.reservation_reference.trim().to_string(),
+            reservation_held: !body.reservation_reference.trim().is_empty(),
+            lines,
+            totals,
+            customer: customer_from(body.customer)?,
+            shipping_address: address_from(body.shipping_address)?,
+            notes: body.notes.trim().to_string(),
+            attention: Vec::new(),
+            status: OrderStatus::PendingPayment,
+            payment_status: PaymentStatus::Pending,
+            platform_update_time: None,
+        };
+        let mut tx = self.pool.begin().await.map_err(sql)?;
+        // A retry finds the order without spending a code.
+        if let Some(existing) =
+            orders::by_source(&mut tx, tenant_id, OrderSource::Draft, &key, false).await.map_err(|e| db_status(&e))?
+        {
+            return Ok(Response::new(order_to(existing, Vec::new(), Vec::new())));
+        }
+        let code = self.codes.next(&self.pool, tenant_id).await.map_err(|e| db_status(&e))?;
+        let (order, created) =
+            orders::create(&mut tx, &self.namespace, &code, new, &actor).await.map_err(|e| db_status(&e))?;
+        tx.commit().await.map_err(sql)?;
+        if created {
+            tracing::info!(order_id = %order.id, code = %order.code, "order created from draft");
+        }
+        Ok(Response::new(order_to(order, Vec::new(), Vec::new())))
+    }
+
+    async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let (tenant_id, _) = caller(&request, auth::Role::Viewer)?;
+        let id = request.get_ref().id.trim().to_string();
+        let mut conn = self.pool.acquire().await.map_err(sql)?;
+        let order = orders::get(&mut conn, tenant_id, &id, false).await.map_err(|e| db_status(&e))?;
+        let order = order.ok_or_else(|| Status::not_found("order not found"))?;
+        Ok(Response::new(self.full(&mut conn, order).await?))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let (tenant_id, _) = caller(&request, auth::Role::Viewer)?;
+        let body = request.into_inner();
+        let filter = filter_from(body.filter)?;
+        let sort = match pb::SortBy::try_from(body.sort) {
+            Ok(pb::SortBy::Unspecified | pb::SortBy::CreatedDesc) => Sort::CreatedDesc,
+            Ok(pb::SortBy::CreatedAsc) => Sort::CreatedAsc,
+            Ok(pb::SortBy::TotalDesc) => Sort::TotalDesc,
+            Ok(pb::SortBy::TotalAsc) => Sort::TotalAsc,
+            Err(_) => return Err(Status::invalid_argument("unknown sort")),
+        };
+        let cursor = if body.page_token.is_empty() {
+            None
+        } else {
+            let cursor = Cursor::decode(&body.page_token).ok_or_else(|| Status::invalid_argument("bad page_token"))?;
+            let matches = matches!(
+                (&cursor, sort),
+                (Cursor::Created(..), Sort::CreatedDesc | Sort::CreatedAsc)
+                    | (Cursor::Total(..), Sort::TotalDesc | Sort::TotalAsc)
+            );
+            if !matches {
+                return Err(Status::invalid_argument("page_token belongs to another sort"));
+            }
+            Some(cursor)
+        };
+        let limit = if body.page_size <= 0 { 50 } else { body.page_size.min(500) } as i64;
+        let mut conn = self.pool.acquire().await.map_err(sql)?;
+        let (orders, next) = queries::list(&mut conn, tenant_id, &filter, sort, limit, cursor.as_ref())
+            .await
+            .map_err(|e| db_status(&e))?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.into_iter().map(|o| order_to(o, Vec::new(), Vec::new())).collect(),
+            next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn order_summary(
+        &self,
+        request: Request<pb::OrderSummaryRequest>,
+    ) -> Result<Response<pb::OrderSummaryResponse>, Status> {
+        let (tenant_id, _) = caller(&request, auth::Role::Viewer)?;
+        let filter = filter_from(request.into_inner().filter)?;
+        let mut conn = self.pool.acquire().await.map_err(sql)?;
+        let summary = queries::summary(&mut conn, tenant_id, &filter).await.map_err(|e| db_status(&e))?;
+        Ok(Response::new(pb::OrderSummaryResponse {
+            count: summary.count,
+            totals: summary
+                .totals
+                .into_iter()
+                .map(|(currency, amount_minor)| proto::common::v1::Money { amount_minor, currency })
+                .collect(),
+            by_status: summary
+                .by_status
+                .into_iter()
+                .map(|(s, count)| pb::StatusCount { status: status_to(s) as i32, count })
+                .collect(),
+        }))
+    }
+
+    async fn record_payment(&self, request: Request<pb::RecordPaymentRequest>) -> Result<Response<pb::Order>, Status> {
+        let body_kind = request.get_ref().kind;
+        let kind = match pb::PaymentKind::try_from(body_kind) {
+            Ok(pb::PaymentKind::Payment) => PaymentKind::Payment,
+            Ok(pb::PaymentKind::Refund) => PaymentKind::Refund,
+            Ok(pb::PaymentKind::Unspecified) | Err(_) => return Err(Status::invalid_argument("kind is required")),
+        };
+        // Refunds give money back: a manager's call.
+        let min = if kind == PaymentKind::Refund { auth::Role::Manager } else { auth::Role::Agent };
+        let (tenant_id, actor) = caller(&request, min)?;
+        let body = request.into_inner();
+        let amount = body.amount.ok_or_else(|| Status::invalid_argument("amount is required"))?;
+        let currency: money::Currency =
+            amount.currency.parse().map_err(|_| Status::invalid_argument("amount.currency is invalid"))?;
+        let amount = money::Money::new(amount.amount_minor, currency);
+        let mut tx = self.pool.begin().await.map_err(sql)?;
+        let order = orders::record_payment(
+            &mut tx,
+            &self.namespace,
+            tenant_id,
+            &body.order_id,
+            kind,
+            amount,
+            body.method.trim(),
+            body.reference.trim(),
+            &actor,
+        )
+        .await
+        .map_err(|e| change_status(&e))?;
+        tx.commit().await.map_err(sql)?;
+        Ok(Response::new(order_to(order, Vec::new(), Vec::new())))
+    }
+
+    async fn update_order_status(
+        &self,
+        request: Request<pb::UpdateOrderStatusRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let to = status_from(request.get_ref().status)?;
+        let (tenant_id, actor) = caller(&request, role_for(to))?;
+        let body = request.into_inner();
+        let reason = Some(body.reason.trim()).filter(|r| !r.is_empty());
+        Ok(Response::new(self.move_order(tenant_id, &actor, &body.order_id, to, reason, body.expected_version).await?))
+    }
+
+    async fn bulk_update_order_status(
+        &self,
+        request: Request<pb::BulkUpdateOrderStatusRequest>,
+    ) -> Result<Response<pb::BulkUpdateOrderStatusResponse>, Status> {
+        let (tenant_id, actor) = caller(&request, auth::Role::Manager)?;
+        let body = request.into_inner();
+        let to = status_from(body.status)?;
+        if body.order_ids.is_empty() || body.order_ids.len() > 500 {
+            return Err(Status::invalid_argument("between 1 and 500 order ids"));
+        }
+        let reason = Some(body.reason.trim()).filter(|r| !r.is_empty());
+        let mut results = Vec::with_capacity(body.order_ids.len());
+        // Each order succeeds or fails on its own, in its own transaction.
+        for order_id in body.order_ids {
+            match self.move_order(tenant_id, &actor, &order_id, to, reason, 0).await {
+                Ok(order) => {
+                    results.push(pb::BulkResult { order_id, ok: true, order: Some(order), ..Default::default() })
+                }
+                Err(status) => results.push(pb::BulkResult {
+                    order_id,
+                    ok: false,
+                    error_code: format!("{:?}", status.code()),
+                    error_message: status.message().to_string(),
+                    order: None,
+                }),
+            }
+        }
+        Ok(Response::new(pb::BulkUpdateOrderStatusResponse { results }))
+    }
+
+    async fn cancel_order(&self, request: Request<pb::CancelOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let (tenant_id, actor) = caller(&request, auth::Role::Manager)?;
+        let body = request.into_inner();
+        let reason = body.reason.trim();
+        if reason.is_empty() {
+            return Err(Status::invalid_argument("a reason is required to cancel"));
+        }
+        Ok(Response::new(
+            self.move_order(
+                tenant_id,
+                &actor,
+                &body.order_id,
+                OrderStatus::Cancelled,
+                Some(reason),
+                body.expected_version,
+            )
+            .await?,
+        ))
+    }
+
+    async fn update_order(&self, request: Request<pb::UpdateOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let (tenant_id, actor) = caller(&request, auth::Role::Agent)?;
+        let body = request.into_inner();
+        let tags = if body.set_tags {
+            let tags: Vec<String> =
+                body.tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+            if tags.len() > 20 || tags.iter().any(|t| t.len() > 40) {
+                return Err(Status::invalid_argument("at most 20 tags of at most 40 characters"));
+            }
+            Some(tags)
+        } else {
+            None
+        };
+        if body.notes.as_ref().is_some_and(|n| n.len() > 4000) {
+            return Err(Status::invalid_argument("notes are longer than 4,000 characters"));
+        }
+        let edit = Edit {
+            notes: body.notes.map(|n| n.trim().to_string()),
+            tags,
+            shipping_address: address_from(body.shipping_address)?,
+        };
+        let mut tx = self.pool.begin().await.map_err(sql)?;
+        let order = orders::edit(&mut tx, tenant_id, &body.order_id, body.expected_version, edit, &actor)
+            .await
+            .map_err(|e| change_status(&e))?;
+        tx.commit().await.map_err(sql)?;
+        Ok(Response::new(order_to(order, Vec::new(), Vec::new())))
+    }
+
+    async fn get_settings(
+        &self,
+        request: Request<pb::GetSettingsRequest>,
+    ) -> Result<Response<pb::OrderSettings>, Status> {
+        let (tenant_id, _) = caller(&request, auth::Role::Viewer)?;
+        let mut conn = self.pool.acquire().await.map_err(sql)?;
+        let s = settings::get(&mut conn, tenant_id).await.map_err(|e| db_status(&e))?;
+        Ok(Response::new(pb::OrderSettings {
+            payment_window_minutes: s.payment_window_minutes,
+            currency: s.currency.unwrap_or_default(),
+            time_zone: s.time_zone,
+        }))
+    }
+
+    async fn update_settings(
+        &self,
+        request: Request<pb::UpdateSettingsRequest>,
+    ) -> Result<Response<pb::OrderSettings>, Status> {
+        let (tenant_id, _) = caller(&request, auth::Role::Admin)?;
+        let body = request.into_inner().settings.ok_or_else(|| Status::invalid_argument("settings are required"))?;
+        if body.payment_window_minutes < 0 || body.payment_window_minutes > 60 * 24 * 60 {
+            return Err(Status::invalid_argument("payment_window_minutes must be between 0 and 86,400"));
+        }
+        let currency = match body.currency.trim() {
+            "" => None,
+            code => Some(
+                code.parse::<money::Currency>()
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?
+                    .code()
+                    .to_string(),
+            ),
+        };
+        let time_zone =
+            if body.time_zone.trim().is_empty() { "UTC".to_string() } else { body.time_zone.trim().to_string() };
+        let s = settings::Settings { payment_window_minutes: body.payment_window_minutes, currency, time_zone };
+        let mut conn = self.pool.acquire().await.map_err(sql)?;
+        settings::put(&mut conn, tenant_id, &s).await.map_err(|e| db_status(&e))?;
+        Ok(Response::new(pb::OrderSettings {
+            payment_window_minutes: s.payment_window_minutes,
+            currency: s.currency.unwrap_or_default(),
+            time_zone: s.time_zone,
+        }))
+    }
+}
