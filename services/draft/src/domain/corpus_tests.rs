@@ -1,0 +1,1 @@
+//! The parser corpus: realistic order messages and their expected parses.
