@@ -70,6 +70,25 @@ impl JwtKeys {
         self.sign(&Claims { sub: sub.to_string(), tenant_id, role, exp, act: None })
     }
 
+    /// A short-lived token for one service calling another for `tenant_id`, on behalf of the
+    /// user whose call it is serving, when there is one (recorded in history rows).
+    pub fn mint_service(
+        &self,
+        service: &str,
+        tenant_id: Uuid,
+        on_behalf_of: Option<&str>,
+        ttl: std::time::Duration,
+    ) -> String {
+        let exp = now_unix() + i64::try_from(ttl.as_secs()).unwrap_or(300);
+        self.sign(&Claims {
+            sub: service.to_string(),
+            tenant_id: Some(tenant_id),
+            role: Role::Service,
+            exp,
+            act: on_behalf_of.map(str::to_string),
+        })
+    }
+
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
         self.verify_at(token, now_unix())
     }

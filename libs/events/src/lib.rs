@@ -5,6 +5,7 @@
 //! API boundary: changing a field here changes a published contract. Adding an optional field is
 //! compatible; anything else bumps the event's `VERSION`.
 
+pub mod draft;
 pub mod ingest;
 pub mod inventory;
 pub mod order;

@@ -14,6 +14,7 @@ macro_rules! service_package {
 }
 
 service_package!(ingest, "orderflow.ingest.v1", "ingest_descriptor.bin");
+service_package!(draft, "orderflow.draft.v1", "draft_descriptor.bin");
 service_package!(inventory, "orderflow.inventory.v1", "inventory_descriptor.bin");
 service_package!(order, "orderflow.order.v1", "order_descriptor.bin");
 
@@ -24,9 +25,6 @@ pub mod common {
 }
 
 /// Services whose gRPC API is not written yet serve health and reflection only.
-pub mod draft {
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/draft_descriptor.bin"));
-}
 pub mod shipping {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shipping_descriptor.bin"));
 }

@@ -203,3 +203,31 @@ mod tests {
         assert!(!i.price_mismatch());
     }
 }
+
+/// The customer as a snapshot on the draft.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Customer {
+    pub name: String,
+    /// E.164, where the channel has one (WhatsApp).
+    pub phone_e164: Option<String>,
+    pub channel: String,
+    pub channel_customer_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Address {
+    pub recipient_name: String,
+    pub line1: String,
+    pub line2: String,
+    pub city: String,
+    pub region: String,
+    pub postal_code: String,
+    pub country_code: String,
+    pub phone_e164: Option<String>,
+}
+
+/// E.164: `+` and 8-15 digits, no leading zero.
+pub fn valid_e164(phone: &str) -> bool {
+    let Some(digits) = phone.strip_prefix('+') else { return false };
+    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+}

@@ -112,10 +112,14 @@ pub fn validate_all(rows: Vec<(usize, RawItem)>, currency: Option<Currency>) -> 
     let mut valid = Vec::with_capacity(rows.len());
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut retailer_ids = std::collections::HashSet::new();
     for (line, raw) in rows {
         match validate(&raw, currency) {
             Ok(entry) if !seen.insert(entry.sku.clone()) => {
                 errors.push(RowError { line, sku: raw.sku.clone(), reason: "sku appears twice".into() })
+            }
+            Ok(entry) if entry.retailer_id.as_ref().is_some_and(|r| !retailer_ids.insert(r.clone())) => {
+                errors.push(RowError { line, sku: raw.sku.clone(), reason: "retailer_id appears twice".into() })
             }
             Ok(entry) => valid.push(entry),
             Err(reason) => errors.push(RowError { line, sku: raw.sku.clone(), reason }),

@@ -47,7 +47,8 @@ pub fn allocate(levels: &mut HashMap<StockKey, Level>, requests: &[Vec<Line>]) -
         .map(|lines| {
             let mut wanted: HashMap<&StockKey, i64> = HashMap::new();
             for line in lines {
-                *wanted.entry(&line.key).or_default() += line.quantity;
+                let total = wanted.entry(&line.key).or_default();
+                *total = total.saturating_add(line.quantity);
             }
             let mut short: Vec<Short> = wanted
                 .iter()

@@ -50,10 +50,41 @@ impl InventoryApi {
         mut errors: Vec<catalog::RowError>,
         skip_invalid: bool,
     ) -> Result<pb::UpsertCatalogResponse, Status> {
+        let line_numbers: Vec<(String, usize)> =
+            rows.iter().map(|(line, raw)| (raw.sku.trim().to_string(), *line)).collect();
         let mut tx = self.pool.begin().await.map_err(|e| db_status(&DbError::from(e)))?;
         let settings = settings::get(&mut tx, tenant_id).await.map_err(|e| db_status(&e))?;
-        let (valid, invalid) = catalog::validate_all(rows, settings.currency);
+        let (mut valid, invalid) = catalog::validate_all(rows, settings.currency);
         errors.extend(invalid);
+        // A retailer id already used by another SKU of the tenant is a row error too.
+        let wanted: Vec<String> = valid.iter().filter_map(|e| e.retailer_id.clone()).collect();
+        if !wanted.is_empty() {
+            let taken: Vec<(String, String)> = sqlx::query_as(
+                "SELECT retailer_id, sku FROM catalog_items WHERE tenant_id = $1 AND retailer_id = ANY($2)",
+            )
+            .bind(tenant_id)
+            .bind(&wanted)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_status(&DbError::from(e)))?;
+            let lines: std::collections::HashMap<&str, usize> =
+                line_numbers.iter().map(|(sku, line)| (sku.as_str(), *line)).collect();
+            valid.retain(|entry| {
+                let clash = taken
+                    .iter()
+                    .find(|(retailer, sku)| Some(retailer) == entry.retailer_id.as_ref() && sku != entry.sku.as_str());
+                if let Some((retailer, owner)) = clash {
+                    errors.push(catalog::RowError {
+                        line: lines.get(entry.sku.as_str()).copied().unwrap_or(0),
+                        sku: entry.sku.as_str().to_string(),
+                        reason: format!("retailer_id {retailer} is already used by {owner}"),
+                    });
+                    false
+                } else {
+                    true
+                }
+            });
+        }
         errors.sort_by_key(|e| e.line);
         if !errors.is_empty() && !skip_invalid {
             // Nothing is written; the caller gets every bad row with its reason.

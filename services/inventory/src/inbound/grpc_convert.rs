@@ -15,6 +15,9 @@ use crate::outbound::stock::{AdjustError, ChangeError, Reservation, ReserveError
 
 pub const DEFAULT_LOCATION: &str = "default";
 
+/// No line asks for more than this: keeps every sum far from overflowing.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
 pub fn location(value: &str) -> String {
     let value = value.trim();
     if value.is_empty() { DEFAULT_LOCATION.to_string() } else { value.to_string() }
@@ -137,8 +140,11 @@ pub fn lines_from(items: &[pb::ReserveItem]) -> Result<Vec<Line>, Status> {
         .iter()
         .map(|item| {
             let sku = crate::domain::catalog::Sku::parse(&item.sku).map_err(Status::invalid_argument)?;
-            if item.quantity <= 0 {
-                return Err(Status::invalid_argument(format!("quantity of {} must be positive", item.sku)));
+            if item.quantity <= 0 || item.quantity > MAX_QUANTITY {
+                return Err(Status::invalid_argument(format!(
+                    "quantity of {} must be between 1 and {MAX_QUANTITY}",
+                    item.sku
+                )));
             }
             Ok(Line {
                 key: StockKey { sku: sku.as_str().to_string(), location: location(&item.location) },

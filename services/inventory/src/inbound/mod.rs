@@ -1,5 +1,5 @@
 //! How the world reaches inventory: the gRPC API and the order-event consumer.
 
 pub mod grpc;
-mod grpc_convert;
+pub(crate) mod grpc_convert;
 pub mod order_events;

@@ -41,7 +41,7 @@ fn lines(items: &[OrderLine]) -> Vec<Line> {
             let sku = item.sku.clone()?;
             Some(Line { key: StockKey { sku, location: DEFAULT_LOCATION.into() }, quantity: item.quantity })
         })
-        .filter(|line| line.quantity > 0)
+        .filter(|line| line.quantity > 0 && line.quantity <= crate::inbound::grpc_convert::MAX_QUANTITY)
         .collect()
 }
 

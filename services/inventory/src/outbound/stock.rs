@@ -111,6 +111,22 @@ pub async fn reserve_batch(
     let mut outcomes: Vec<Option<Result<Reservation, ReserveError>>> = (0..jobs.len()).map(|_| None).collect();
     let mut duplicates: Vec<(usize, usize)> = Vec::new();
     let mut to_allocate: Vec<usize> = Vec::new();
+    // Serialise every request for the same reference across batches and consumers: without it,
+    // two batches could both see a new reference as absent and hold the stock twice. Sorted, so
+    // batches taking several references cannot deadlock.
+    let mut references: Vec<(Uuid, &str)> = jobs.iter().map(|j| (j.tenant_id, j.reference.as_str())).collect();
+    references.sort();
+    references.dedup();
+    let lock_tenants: Vec<Uuid> = references.iter().map(|(t, _)| *t).collect();
+    let lock_references: Vec<&str> = references.iter().map(|(_, r)| *r).collect();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(t::text || ':' || r, 0))
+         FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS x(t, r, n) ORDER BY n",
+    )
+    .bind(&lock_tenants)
+    .bind(&lock_references)
+    .execute(&mut *conn)
+    .await?;
     let mut first_in_batch: HashMap<(Uuid, &str), usize> = HashMap::new();
     for (index, job) in jobs.iter().enumerate() {
         if let Some(&first) = first_in_batch.get(&(job.tenant_id, job.reference.as_str())) {
@@ -543,20 +559,6 @@ pub async fn adjust(
     idempotency_key: Option<&str>,
     actor: &str,
 ) -> Result<StockRow, AdjustError> {
-    if let Some(idempotency_key) = idempotency_key {
-        let seen: Option<i64> =
-            sqlx::query_scalar("SELECT ledger_id FROM stock_adjustments WHERE tenant_id = $1 AND idempotency_key = $2")
-                .bind(tenant_id)
-                .bind(idempotency_key)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if seen.is_some() {
-            return levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location)
-                .await?
-                .pop()
-                .ok_or(AdjustError::UnknownSku);
-        }
-    }
     let in_catalog: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM catalog_items WHERE tenant_id = $1 AND sku = $2)")
             .bind(tenant_id)
@@ -572,6 +574,8 @@ pub async fn adjust(
         .bind(&key.location)
         .execute(&mut *conn)
         .await?;
+    // The row lock comes before the idempotency check, so concurrent retries of one adjustment
+    // queue here and the later ones find the key.
     let (on_hand, reserved): (i64, i64) = sqlx::query_as(
         "SELECT on_hand, reserved FROM stock_levels WHERE tenant_id = $1 AND sku = $2 AND location = $3 FOR UPDATE",
     )
@@ -580,6 +584,20 @@ pub async fn adjust(
     .bind(&key.location)
     .fetch_one(&mut *conn)
     .await?;
+    if let Some(idempotency_key) = idempotency_key {
+        let seen: Option<i64> =
+            sqlx::query_scalar("SELECT ledger_id FROM stock_adjustments WHERE tenant_id = $1 AND idempotency_key = $2")
+                .bind(tenant_id)
+                .bind(idempotency_key)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if seen.is_some() {
+            return levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location)
+                .await?
+                .pop()
+                .ok_or(AdjustError::UnknownSku);
+        }
+    }
     let delta = match adjustment {
         Adjustment::Delta(delta) => delta,
         Adjustment::Counted(counted) => counted - on_hand,

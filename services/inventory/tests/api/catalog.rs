@@ -71,7 +71,12 @@ async fn an_upsert_with_bad_rows_writes_nothing_and_reports_each_unless_told_to_
 
 /// A CSV line of the generated import: `sku,name,price,currency,attributes,active,retailer_id`.
 fn csv_row(i: usize) -> String {
-    format!("SKU-{i:05},Charm Bracelet {i},{}.{:02},USD,size={};colour=gold,true,WA-{i:05}", 10 + i % 90, i % 100, i % 9 + 5)
+    format!(
+        "SKU-{i:05},Charm Bracelet {i},{}.{:02},USD,size={};colour=gold,true,WA-{i:05}",
+        10 + i % 90,
+        i % 100,
+        i % 9 + 5
+    )
 }
 
 #[tokio::test]
@@ -257,13 +262,12 @@ async fn every_catalog_change_publishes_catalog_changed_with_the_new_version() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a retailer_id used twice hits the unique index and fails the whole upsert with INTERNAL \
-            instead of a row error (src/domain/catalog.rs validate_all checks only duplicate SKUs)"]
 async fn a_retailer_id_used_twice_is_a_row_error_not_an_internal_error() {
     let app = spawn_app().await;
     let tenant = Tenant::new();
     let manager = app.manager(&tenant);
-    let with_retailer = |sku: &str, retailer: &str| pb::CatalogItemInput { retailer_id: retailer.into(), ..item(sku, sku, 100) };
+    let with_retailer =
+        |sku: &str, retailer: &str| pb::CatalogItemInput { retailer_id: retailer.into(), ..item(sku, sku, 100) };
 
     let response = manager
         .upsert(vec![with_retailer("A", "wa-1"), with_retailer("B", "wa-1")], false)
@@ -273,7 +277,9 @@ async fn a_retailer_id_used_twice_is_a_row_error_not_an_internal_error() {
     assert_eq!(catalog_size(&app, &tenant).await, 0);
 
     manager.upsert(vec![with_retailer("A", "wa-1")], false).await.expect("A");
-    let response =
-        manager.upsert(vec![with_retailer("C", "wa-1")], false).await.expect("answered with a row error, not a failure");
+    let response = manager
+        .upsert(vec![with_retailer("C", "wa-1")], false)
+        .await
+        .expect("answered with a row error, not a failure");
     assert_row_errors(&response.errors, &[(1, "C", "retailer")]);
 }

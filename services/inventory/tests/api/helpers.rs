@@ -79,6 +79,12 @@ impl Tenant {
     }
 }
 
+impl Default for Tenant {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Calls the API as one principal (or as nobody); every call carries the bearer token.
 #[derive(Clone)]
 pub struct Caller {
@@ -101,6 +107,11 @@ impl TestApp {
     /// A caller without a token.
     pub fn anonymous(&self) -> Caller {
         Caller { client: InventoryServiceClient::new(self.channel.clone()), token: None }
+    }
+
+    /// A caller presenting exactly this token.
+    pub fn with_token(&self, token: String) -> Caller {
+        Caller { client: InventoryServiceClient::new(self.channel.clone()), token: Some(token) }
     }
 
     /// Puts the SKUs in the catalog (USD prices) and receives `on_hand` of each.
@@ -144,12 +155,8 @@ impl TestApp {
     /// de-duplication does not catch (after its window, or from a relay that lost its state).
     pub async fn redeliver(&self, envelope: &Envelope) {
         let domain_and_name = envelope.event_type.split_once('.').expect("type is domain.name");
-        let subject = self.namespace.event_subject(
-            domain_and_name.0,
-            envelope.version,
-            domain_and_name.1,
-            envelope.tenant_id,
-        );
+        let subject =
+            self.namespace.event_subject(domain_and_name.0, envelope.version, domain_and_name.1, envelope.tenant_id);
         self.publish_envelope(&subject, envelope, &Uuid::new_v4().to_string()).await;
     }
 
@@ -268,6 +275,14 @@ impl Caller {
     pub async fn reserve_items(&self, reference: &str, items: Vec<pb::ReserveItem>) -> Result<pb::Reservation, Status> {
         let request = self.request(pb::ReserveRequest { reference: reference.into(), items });
         self.client.clone().reserve(request).await.map(tonic::Response::into_inner)
+    }
+
+    pub async fn check_availability(
+        &self,
+        request: pb::AvailabilityRequest,
+    ) -> Result<pb::AvailabilityResponse, Status> {
+        let request = self.request(request);
+        self.client.clone().check_availability(request).await.map(tonic::Response::into_inner)
     }
 
     pub async fn release(&self, reference: &str) -> Result<pb::Reservation, Status> {
@@ -391,12 +406,20 @@ pub fn counted(sku: &str, on_hand: i64) -> pb::AdjustStockRequest {
 
 /// Order lines as the order service sends them; `None` is an item not mapped to the catalog.
 pub fn order_lines(items: &[(Option<&str>, i64)]) -> Vec<events::order::OrderLine> {
-    items.iter().map(|(sku, quantity)| events::order::OrderLine { sku: sku.map(str::to_string), quantity: *quantity }).collect()
+    items
+        .iter()
+        .map(|(sku, quantity)| events::order::OrderLine { sku: sku.map(str::to_string), quantity: *quantity })
+        .collect()
 }
 
 /// `order.created` for an order whose stock is held already (`held`, a draft's approval) or not
 /// (a TikTok Shop order).
-pub fn order_created(order_id: &str, reference: &str, held: bool, items: &[(Option<&str>, i64)]) -> events::order::OrderCreated {
+pub fn order_created(
+    order_id: &str,
+    reference: &str,
+    held: bool,
+    items: &[(Option<&str>, i64)],
+) -> events::order::OrderCreated {
     use events::order::OrderSource;
     events::order::OrderCreated {
         order_id: order_id.into(),
@@ -412,7 +435,12 @@ pub fn order_created(order_id: &str, reference: &str, held: bool, items: &[(Opti
     }
 }
 
-pub fn order_status_changed(order_id: &str, reference: &str, from: &str, to: &str) -> events::order::OrderStatusChanged {
+pub fn order_status_changed(
+    order_id: &str,
+    reference: &str,
+    from: &str,
+    to: &str,
+) -> events::order::OrderStatusChanged {
     events::order::OrderStatusChanged {
         order_id: order_id.into(),
         from: from.into(),

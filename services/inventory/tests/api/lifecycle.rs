@@ -15,9 +15,15 @@ enum Step {
     CommitViaApi(&'static str),
     RestockViaApi(&'static str),
     /// `order.created`; `held`: the reservation exists already (a draft's approval).
-    OrderCreated { version: &'static str, held: bool },
+    OrderCreated {
+        version: &'static str,
+        held: bool,
+    },
     OrderCancelled(&'static str),
-    OrderStatus { version: &'static str, to: &'static str },
+    OrderStatus {
+        version: &'static str,
+        to: &'static str,
+    },
 }
 
 struct Case {
@@ -108,10 +114,18 @@ async fn every_way_a_draft_or_order_ends_returns_reserved_to_what_it_was() {
         let reference = |version: &str| format!("draft:{case_index}:{version}");
         for (step, reserved_above) in case.steps {
             match *step {
-                Step::Approve(v) => drop(service.reserve(&reference(v), &[(SKU, UNITS)]).await.expect("approve")),
-                Step::ReleaseViaApi(v) => drop(service.release(&reference(v)).await.expect("release")),
-                Step::CommitViaApi(v) => drop(service.commit(&reference(v)).await.expect("commit")),
-                Step::RestockViaApi(v) => drop(manager.restock(&reference(v)).await.expect("restock")),
+                Step::Approve(v) => {
+                    service.reserve(&reference(v), &[(SKU, UNITS)]).await.expect("approve");
+                }
+                Step::ReleaseViaApi(v) => {
+                    service.release(&reference(v)).await.expect("release");
+                }
+                Step::CommitViaApi(v) => {
+                    service.commit(&reference(v)).await.expect("commit");
+                }
+                Step::RestockViaApi(v) => {
+                    manager.restock(&reference(v)).await.expect("restock");
+                }
                 Step::OrderCreated { version, held } => {
                     let event = order_created(&order_id, &reference(version), held, &[(Some(SKU), UNITS)]);
                     app.publish_order_event(&tenant, &order_id, event).await;

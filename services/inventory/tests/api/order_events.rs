@@ -97,8 +97,10 @@ async fn a_tiktok_order_without_enough_stock_publishes_the_shortage_and_reserves
     assert_eq!(shortage_envelope.tenant_id, tenant.id);
     assert_eq!(shortage_envelope.causation_id, Some(envelope.id));
     assert_eq!(
-        app.admin_scalar("SELECT count(*) FROM inventory.stock_levels WHERE on_hand < 0 OR reserved < 0 OR reserved > on_hand")
-            .await,
+        app.admin_scalar(
+            "SELECT count(*) FROM inventory.stock_levels WHERE on_hand < 0 OR reserved < 0 OR reserved > on_hand"
+        )
+        .await,
         0
     );
 

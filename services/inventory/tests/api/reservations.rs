@@ -121,6 +121,33 @@ async fn twenty_concurrent_reserves_of_one_new_reference_hold_the_stock_once() {
     }
     assert_eq!(app.held_reservations(&tenant).await, 5);
     assert_eq!(app.admin_scalar("SELECT count(*) FROM inventory.stock_ledger WHERE reason = 'reserve'").await, 5);
+    for round in 0..5 {
+        agent.release(&format!("draft:race-{round}:v1")).await.expect("release");
+    }
+    assert_eq!(agent.level("A").await.reserved, 0, "nothing outlives its reservation");
+}
+
+#[tokio::test]
+async fn availability_is_reported_per_requested_line_without_reserving() {
+    let app = spawn_app().await;
+    let tenant = Tenant::new();
+    app.seed(&tenant, &[("A", 10), ("B", 2)]).await;
+    let agent = app.caller(&tenant, Role::Agent);
+    agent.reserve("draft:1:v1", &[("A", 4)]).await.expect("reserve");
+
+    let request = pb::AvailabilityRequest {
+        items: vec![
+            crate::helpers::reserve_item("A", 6),
+            crate::helpers::reserve_item("A", 7),
+            crate::helpers::reserve_item("B", 3),
+            crate::helpers::reserve_item("NOT-IN-CATALOG", 1),
+        ],
+    };
+    let answer = agent.check_availability(request).await.expect("availability");
+    let rows: Vec<(&str, i64, i64, bool)> =
+        answer.items.iter().map(|a| (a.sku.as_str(), a.requested, a.available, a.sufficient)).collect();
+    assert_eq!(rows, [("A", 6, 6, true), ("A", 7, 6, false), ("B", 3, 2, false), ("NOT-IN-CATALOG", 1, 0, false)]);
+    assert_eq!(agent.level("A").await.reserved, 4, "checking reserves nothing");
 }
 
 #[derive(Debug, Clone, Copy)]
