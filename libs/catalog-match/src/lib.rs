@@ -48,10 +48,29 @@ pub fn stem(token: &str) -> &str {
     token
 }
 
-/// Meaningful tokens of a text.
+/// Meaningful tokens of a text. Hyphenated words also count joined ("T-Shirt" gives "tshirt",
+/// "t" and "shirt"), so "tshirt" and "tee" find it.
 pub fn tokens(text: &str) -> Vec<String> {
-    normalize(text).split_whitespace().filter(|t| !STOPWORDS.contains(t)).map(str::to_string).collect()
+    let mut out: Vec<String> = Vec::new();
+    for word in text.to_lowercase().split_whitespace() {
+        if word.contains('-') {
+            let joined: String = normalize(word).split_whitespace().collect();
+            if joined.len() > 2 {
+                out.push(joined);
+            }
+        }
+    }
+    out.extend(normalize(text).split_whitespace().filter(|t| !STOPWORDS.contains(t)).map(str::to_string));
+    for token in &mut out {
+        if let Some((_, canonical)) = SYNONYMS.iter().find(|(short, _)| short == token) {
+            *token = canonical.to_string();
+        }
+    }
+    out
 }
+
+/// Common shorthand customers type for catalog words.
+const SYNONYMS: &[(&str, &str)] = &[("tee", "tshirt"), ("tees", "tshirt"), ("tshirts", "tshirt")];
 
 /// One catalog item as the matcher sees it.
 #[derive(Debug, Clone)]
@@ -279,5 +298,7 @@ mod tests {
     fn normalizes_accents_and_punctuation() {
         assert_eq!(normalize("Crème-Brûlée, 2x!"), "creme brulee  2x ");
         assert_eq!(tokens("the Gold hoops pls"), vec!["gold", "hoops"]);
+        assert_eq!(tokens("Crew T-Shirt"), vec!["tshirt", "crew", "t", "shirt"]);
+        assert_eq!(tokens("black tee"), vec!["black", "tshirt"]);
     }
 }

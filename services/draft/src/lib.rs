@@ -1,9 +1,13 @@
 //! Turns messages into draft orders that a person reviews, edits, approves or rejects.
 
+pub mod approve;
+pub mod catalog_cache;
 pub mod config;
 pub mod domain;
+pub mod expire;
 pub mod inbound;
 pub mod outbound;
+pub mod propose;
 pub mod startup;
 
 pub use config::Config;

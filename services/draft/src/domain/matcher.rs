@@ -60,8 +60,25 @@ impl CatalogSnapshot {
             query.push(' ');
             query.push_str(size);
         }
-        let best = self.index.search(&query, 1, MATCH_THRESHOLD).into_iter().next()?;
+        let found = self.index.search(&query, 2, MATCH_THRESHOLD);
+        let best = found.first()?;
+        // Two variants scoring the same ("gold hoops" when sizes 7 and 8 exist): the reviewer
+        // picks, the matcher does not guess.
+        if found.get(1).is_some_and(|second| second.score >= best.score) {
+            return None;
+        }
         Some((self.by_sku.get(best.sku)?, best.score))
+    }
+
+    /// The items of a parsed message: matched lines, and unmatched ones that named a quantity
+    /// (a line like "oh" or "good morning" is noise, not an item). The one place this is decided.
+    pub fn items_for(&self, lines: &[ParsedLine]) -> Vec<Item> {
+        lines
+            .iter()
+            .map(|line| (line, self.item_for(line)))
+            .filter(|(line, item)| item.sku.is_some() || line.explicit_quantity)
+            .map(|(_, item)| item)
+            .collect()
     }
 
     /// A draft item for a parsed line: matched (with the catalog's name and price) or not.

@@ -110,6 +110,10 @@ const FILLERS: &[&str] = &[
 const QUESTION_OPENERS: &[&str] =
     &["do", "does", "is", "are", "how", "what", "when", "where", "which", "why", "who", "whats", "what's", "any"];
 
+/// Phrases that make a message an inquiry even when it names a quantity ("how much for 2…").
+const INQUIRY_MARKERS: &[&str] =
+    &["how much", "price of", "price for", "what price", "cost", "in stock", "available", "do you ship"];
+
 fn number_word(word: &str) -> Option<i64> {
     NUMBER_WORDS.iter().find(|(w, _)| *w == word).map(|(_, n)| *n)
 }
@@ -206,36 +210,43 @@ fn parse_segment(segment: &str) -> Option<ParsedLine> {
         }
     }
     if quantity.is_none() {
-        let lead = tokens.iter().position(|t| !FILLERS.contains(&t.as_str()) || number_word(t).is_some());
-        if let Some(position) = lead {
+        // The first number, or number word, names the quantity; words before it ("I saw your
+        // post, I want 2 …") are not the product unless nothing follows the number.
+        let position = tokens
+            .iter()
+            .position(|t| t.parse::<i64>().is_ok() || number_word(t).is_some_and(|_| t != "a" && t != "an"));
+        let position = position.or_else(|| {
+            let first_content = tokens.iter().position(|t| !FILLERS.contains(&t.as_str()))?;
+            matches!(tokens[first_content].as_str(), "a" | "an").then_some(first_content)
+        });
+        if let Some(position) = position {
             let token = tokens[position].clone();
-            if let Ok(n) = token.parse::<i64>() {
-                quantity = Some(n);
-                tokens.remove(position);
-            } else if let Some(n) = number_word(&token) {
-                tokens.remove(position);
-                // "a dozen", "two dozen", "a couple of".
-                let mut n = n;
-                if let Some(factor) = tokens.get(position).and_then(|t| number_word(t)).filter(|f| *f > 1) {
-                    n *= factor;
-                    tokens.remove(position);
-                }
-                if tokens.get(position).is_some_and(|t| t == "of") {
-                    tokens.remove(position);
-                }
-                quantity = Some(n);
+            let mut n = token.parse::<i64>().ok().or_else(|| number_word(&token)).unwrap_or(1);
+            let mut end = position + 1;
+            // "a dozen", "2 dozen", "a couple of", "half dozen".
+            if let Some(factor) = tokens.get(end).and_then(|t| number_word(t)).filter(|f| *f > 1) {
+                n *= factor;
+                end += 1;
             }
+            if tokens.get(end).is_some_and(|t| t == "of") {
+                end += 1;
+            }
+            let after_has_product = tokens[end..].iter().any(|t| !FILLERS.contains(&t.as_str()));
+            if after_has_product {
+                tokens.drain(..end);
+            } else {
+                tokens.drain(position..end);
+            }
+            quantity = Some(n);
+        } else if let Some(position) = tokens.iter().position(|t| t == "half")
+            && tokens.get(position + 1).is_some_and(|t| t == "dozen")
+        {
+            quantity = Some(6);
+            tokens.drain(position..position + 2);
         }
     }
-    if quantity.is_none()
-        && let Some(n) = tokens.last().and_then(|t| t.parse::<i64>().ok())
-        && tokens.len() >= 2
-    {
-        quantity = Some(n);
-        tokens.pop();
-    }
-
-    let product: Vec<String> = tokens.into_iter().filter(|t| !FILLERS.contains(&t.as_str())).collect();
+    let product: Vec<String> =
+        tokens.into_iter().filter(|t| !FILLERS.contains(&t.as_str()) && !matches!(t.as_str(), "a" | "an")).collect();
     if product.is_empty() {
         return None;
     }
@@ -254,11 +265,41 @@ fn parse_segment(segment: &str) -> Option<ParsedLine> {
 /// Parses one message.
 pub fn parse(text: &str) -> ParsedMessage {
     let trimmed = text.trim();
-    let first_word = trimmed.split_whitespace().next().unwrap_or_default().to_lowercase();
+    let lowered = trimmed.to_lowercase();
+    // The first word that is not a greeting or a "pls" says whether it opens a question.
+    let first_word = lowered
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+        .find(|w| {
+            !w.is_empty()
+                && !matches!(
+                    *w,
+                    "hi" | "hello"
+                        | "hey"
+                        | "pls"
+                        | "please"
+                        | "plz"
+                        | "abeg"
+                        | "dear"
+                        | "ma"
+                        | "sir"
+                        | "good"
+                        | "morning"
+                        | "afternoon"
+                        | "evening"
+                )
+        })
+        .unwrap_or_default()
+        .to_string();
+    let asks_to_order =
+        ["can i get", "could i get", "can i have", "could i have", "can i order", "can you send", "could you send"]
+            .iter()
+            .any(|p| lowered.contains(p));
     let opens_like_question = QUESTION_OPENERS.contains(&first_word.as_str());
+    let inquiry = INQUIRY_MARKERS.iter().any(|m| lowered.contains(m));
     let lines: Vec<ParsedLine> = segments(trimmed).iter().filter_map(|s| parse_segment(s)).collect();
     let any_explicit = lines.iter().any(|l| l.explicit_quantity);
-    let is_question = (trimmed.ends_with('?') || opens_like_question) && !any_explicit;
+    let is_question = !asks_to_order && (inquiry || ((trimmed.ends_with('?') || opens_like_question) && !any_explicit));
     ParsedMessage { lines, is_question }
 }
 

@@ -3,7 +3,7 @@
 #[tokio::test]
 async fn starts_answers_health_checks_and_stops_gracefully() {
     let env = testkit::TestEnv::new().await;
-    let config = draft::Config { common: env.common("draft") };
+    let config = draft::Config::for_tests(env.common("draft"), "http://127.0.0.1:1", "http://127.0.0.1:1");
     let app = draft::startup::build(config, Default::default()).await.expect("service starts");
     testkit::check_lifecycle(app).await;
 }

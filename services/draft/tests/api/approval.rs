@@ -1,0 +1,236 @@
+//! Approval: exactly one order, even under 50 concurrent approvals; shortages and unmatched items
+//! refused with FAILED_PRECONDITION and the draft back in review; stock never left held.
+
+use proto::draft::v1 as pb;
+use testkit::Role;
+use tonic::Code;
+
+use crate::helpers::{authorized, spawn_system};
+
+#[tokio::test]
+async fn approving_reserves_the_stock_and_creates_the_order_with_the_reviewed_prices() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("HOOP-G-7", 2), ("CHAIN-S", 1)]).await;
+    assert_eq!(draft.status, pb::DraftStatus::PendingReview as i32);
+    assert_eq!(draft.total.as_ref().map(|m| m.amount_minor), Some(2 * 1299 + 3000));
+
+    let approved = system.approve(&draft.id).await.expect("approved");
+    assert!(approved.order_code.starts_with("ORD-"), "{}", approved.order_code);
+    let after = system.get_draft(&draft.id).await;
+    assert_eq!(after.status, pb::DraftStatus::Approved as i32);
+    assert_eq!(after.order_id, approved.order_id);
+
+    let orders = system.list_orders().await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].id, approved.order_id);
+    assert_eq!(orders[0].total.as_ref().map(|m| m.amount_minor), Some(2 * 1299 + 3000));
+    assert_eq!(orders[0].reservation_reference, format!("draft:{}:v{}", draft.id, draft.version));
+    assert_eq!(system.stock("HOOP-G-7").await.reserved, 2);
+    assert_eq!(system.stock("CHAIN-S").await.reserved, 1);
+
+    let again = system.approve(&draft.id).await.expect("a repeated approve answers with the order");
+    assert_eq!(again.order_id, approved.order_id);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_approvals_make_one_order_and_every_caller_gets_it() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("HOOP-G-8", 3)]).await;
+    let calls = (0..50).map(|_| system.approve(&draft.id));
+    let results = futures::future::join_all(calls).await;
+    let order_ids: std::collections::HashSet<String> =
+        results.into_iter().map(|r| r.expect("every caller gets the order").order_id).collect();
+    assert_eq!(order_ids.len(), 1, "{order_ids:?}");
+    assert_eq!(system.list_orders().await.len(), 1);
+    assert_eq!(system.stock("HOOP-G-8").await.reserved, 3, "reserved once");
+}
+
+#[tokio::test]
+async fn a_shortage_refuses_the_approval_names_the_items_and_returns_the_draft_to_review() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("BRACE-B", 6), ("CHAIN-S", 1)]).await;
+    let err = system.approve(&draft.id).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("BRACE-B"), "{}", err.message());
+    assert_eq!(system.get_draft(&draft.id).await.status, pb::DraftStatus::PendingReview as i32);
+    assert_eq!(system.stock("CHAIN-S").await.reserved, 0, "all or nothing");
+    assert!(system.list_orders().await.is_empty());
+
+    // Edited down to what is in stock, it approves (a new version: a new reservation).
+    let edited = system
+        .drafts()
+        .await
+        .update_draft(authorized(
+            pb::UpdateDraftRequest {
+                id: draft.id.clone(),
+                expected_version: draft.version,
+                items: vec![pb::ItemInput { sku: "BRACE-B".into(), quantity: 5, text: String::new() }],
+                set_items: true,
+                ..Default::default()
+            },
+            &system.token(Role::Agent),
+        ))
+        .await
+        .expect("edit")
+        .into_inner();
+    let approved = system.approve(&edited.id).await.expect("approved after the edit");
+    assert!(!approved.order_id.is_empty());
+    assert_eq!(system.stock("BRACE-B").await.available, 0);
+}
+
+#[tokio::test]
+async fn a_draft_with_unmatched_items_cannot_be_approved() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let request = pb::CreateDraftRequest {
+        customer: Some(pb::Customer { name: "Bo".into(), ..Default::default() }),
+        text: "2 gold hoops size 7 and 3 purple elephants".into(),
+        ..Default::default()
+    };
+    let draft = system
+        .drafts()
+        .await
+        .create_draft(authorized(request, &system.token(Role::Agent)))
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!(draft.items.len(), 2);
+    assert_eq!(draft.items[0].sku, "HOOP-G-7");
+    assert_eq!(draft.items[1].sku, "", "unmatched");
+    assert_eq!(draft.blockers.len(), 1);
+    let err = system.approve(&draft.id).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("not matched"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn rejected_and_approved_drafts_are_final() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("HOOP-G-7", 1)]).await;
+    let mut client = system.drafts().await;
+    let agent = system.token(Role::Agent);
+    client
+        .reject_draft(authorized(
+            pb::RejectDraftRequest { id: draft.id.clone(), reason: "customer changed mind".into() },
+            &agent,
+        ))
+        .await
+        .expect("reject");
+    assert_eq!(system.approve(&draft.id).await.unwrap_err().code(), Code::FailedPrecondition);
+    let edit = client
+        .update_draft(authorized(
+            pb::UpdateDraftRequest { id: draft.id.clone(), expected_version: draft.version + 1, ..Default::default() },
+            &agent,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(edit.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn edits_recompute_totals_keep_tax_and_shipping_and_refuse_stale_versions() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("HOOP-G-7", 1)]).await;
+    let mut client = system.drafts().await;
+    let agent = system.token(Role::Agent);
+    let with_charges = client
+        .update_draft(authorized(
+            pb::UpdateDraftRequest {
+                id: draft.id.clone(),
+                expected_version: draft.version,
+                tax: Some(crate::helpers::usd(100)),
+                shipping: Some(crate::helpers::usd(500)),
+                ..Default::default()
+            },
+            &agent,
+        ))
+        .await
+        .expect("charges")
+        .into_inner();
+    assert_eq!(with_charges.total.as_ref().map(|m| m.amount_minor), Some(1299 + 100 + 500));
+    let more = client
+        .update_draft(authorized(
+            pb::UpdateDraftRequest {
+                id: draft.id.clone(),
+                expected_version: with_charges.version,
+                items: vec![pb::ItemInput { sku: "HOOP-G-7".into(), quantity: 3, text: String::new() }],
+                set_items: true,
+                discount: Some(crate::helpers::usd(99)),
+                ..Default::default()
+            },
+            &agent,
+        ))
+        .await
+        .expect("items")
+        .into_inner();
+    assert_eq!(
+        more.total.as_ref().map(|m| m.amount_minor),
+        Some(3 * 1299 - 99 + 100 + 500),
+        "an edit never drops tax or shipping"
+    );
+    let stale = client
+        .update_draft(authorized(
+            pb::UpdateDraftRequest { id: draft.id.clone(), expected_version: draft.version, ..Default::default() },
+            &agent,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+}
+
+#[tokio::test]
+async fn another_tenants_draft_does_not_exist_and_viewers_cannot_approve() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("HOOP-G-7", 1)]).await;
+    let mut client = system.drafts().await;
+    let stranger = testkit::token(Some(uuid::Uuid::new_v4()), Role::Admin);
+    let get = client.get_draft(authorized(pb::GetDraftRequest { id: draft.id.clone() }, &stranger)).await.unwrap_err();
+    assert_eq!(get.code(), Code::NotFound);
+    let approve = client
+        .approve_draft(authorized(pb::ApproveDraftRequest { id: draft.id.clone() }, &stranger))
+        .await
+        .unwrap_err();
+    assert_eq!(approve.code(), Code::NotFound);
+    let listed =
+        client.list_drafts(authorized(pb::ListDraftsRequest::default(), &stranger)).await.expect("list").into_inner();
+    assert!(listed.drafts.is_empty());
+    let viewer = system.token(Role::Viewer);
+    let denied =
+        client.approve_draft(authorized(pb::ApproveDraftRequest { id: draft.id.clone() }, &viewer)).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let missing =
+        client.approve_draft(tonic::Request::new(pb::ApproveDraftRequest { id: draft.id })).await.unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn expiry_runs_by_itself_and_never_takes_a_draft_being_approved() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let due = system.create_draft(&[("HOOP-G-7", 1)]).await;
+    let approving = system.create_draft(&[("CHAIN-S", 1)]).await;
+    let pool = system.env.db.admin().await.expect("admin");
+    sqlx::query("UPDATE draft.drafts SET expires_at = now() - interval '1 second' WHERE id = ANY($1)")
+        .bind(vec![due.id.parse::<uuid::Uuid>().expect("id"), approving.id.parse::<uuid::Uuid>().expect("id")])
+        .execute(&pool)
+        .await
+        .expect("age");
+    // As if an approver had just taken it.
+    sqlx::query("UPDATE draft.drafts SET status = 'approving', lease_owner = 'someone', lease_until = now() + interval '1 hour' WHERE id = $1")
+        .bind(approving.id.parse::<uuid::Uuid>().expect("id"))
+        .execute(&pool)
+        .await
+        .expect("approving");
+    testkit::eventually("the due draft expired", crate::helpers::WAIT, || async {
+        system.get_draft(&due.id).await.status == pb::DraftStatus::Expired as i32
+    })
+    .await;
+    assert_eq!(system.get_draft(&approving.id).await.status, pb::DraftStatus::Approving as i32);
+    assert_eq!(system.approve(&due.id).await.unwrap_err().code(), Code::FailedPrecondition);
+}
