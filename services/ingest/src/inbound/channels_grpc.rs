@@ -166,13 +166,18 @@ impl ChannelService for ChannelApi {
         request: Request<pb::GetChannelCredentialsRequest>,
     ) -> Result<Response<pb::ChannelCredentials>, Status> {
         let tenant_id = auth::grpc::principal(&request)?.service()?;
-        let id = parse_channel_id(&request.get_ref().channel_id)?;
-        let sealed = self
-            .channels
-            .sealed_credentials(id, tenant_id)
-            .await
-            .map_err(status)?
-            .ok_or_else(|| Status::failed_precondition("no credentials are stored for this channel"))?;
+        let body = request.into_inner();
+        let (id, sealed) = if body.channel_id.trim().is_empty() {
+            let platform = platform_from(body.platform)?;
+            self.channels
+                .sealed_credentials_by_external_id(platform, body.external_id.trim(), tenant_id)
+                .await
+                .map_err(status)?
+        } else {
+            let id = parse_channel_id(&body.channel_id)?;
+            (id, self.channels.sealed_credentials(id, tenant_id).await.map_err(status)?)
+        };
+        let sealed = sealed.ok_or_else(|| Status::failed_precondition("no credentials are stored for this channel"))?;
         let plaintext = self.sealer.open(id, &sealed).map_err(|_| {
             tracing::error!(channel_id = %id, "stored credentials cannot be opened: wrong ORDERFLOW_CREDENTIALS_KEY?");
             Status::internal("internal error")

@@ -148,6 +148,24 @@ impl ChannelRepository {
         row.map(from_row).transpose()?.ok_or(Error::NotFound)
     }
 
+    /// The id and sealed credentials of a tenant's channel found by its platform id.
+    pub async fn sealed_credentials_by_external_id(
+        &self,
+        platform: Platform,
+        external_id: &str,
+        tenant_id: Uuid,
+    ) -> Result<(Uuid, Option<Vec<u8>>), Error> {
+        let row: Option<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT id, credentials FROM channels WHERE platform = $1 AND external_id = $2 AND tenant_id = $3",
+        )
+        .bind(platform.as_str())
+        .bind(external_id)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(Error::NotFound)
+    }
+
     /// The sealed credentials of a tenant's channel.
     pub async fn sealed_credentials(&self, id: Uuid, tenant_id: Uuid) -> Result<Option<Vec<u8>>, Error> {
         let row: Option<(Option<Vec<u8>>,)> =

@@ -107,7 +107,9 @@ async fn credentials_are_sealed_and_handed_only_to_services_of_the_tenant() {
         .await;
     assert_eq!(stored_plain, 0, "credentials are encrypted at rest");
 
-    let get = |token: String| pb::GetChannelCredentialsRequest { channel_id: channel.id.clone() }.with_token(token);
+    let get = |token: String| {
+        pb::GetChannelCredentialsRequest { channel_id: channel.id.clone(), ..Default::default() }.with_token(token)
+    };
     let denied = client.get_channel_credentials(get(admin.clone())).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "even the tenant admin cannot read them back");
     let other_service = testkit::token(Some(Uuid::new_v4()), Role::Service);

@@ -45,7 +45,7 @@ async fn store_credentials(app: &TestApp, tenant: Uuid, channel_id: &str, refres
 }
 
 async fn read_credentials(app: &TestApp, tenant: Uuid, channel_id: &str) -> pb::ChannelCredentials {
-    let request = pb::GetChannelCredentialsRequest { channel_id: channel_id.into() };
+    let request = pb::GetChannelCredentialsRequest { channel_id: channel_id.into(), ..Default::default() };
     app.channels_client()
         .await
         .get_channel_credentials(authorized(request, &testkit::token(Some(tenant), Role::Service)))

@@ -31,6 +31,29 @@ fn caller<T>(request: &Request<T>, min: auth::Role) -> Result<(Uuid, Actor), Sta
     Ok((principal.tenant_with(min)?, actor_of(principal)))
 }
 
+/// The gRPC code's canonical name, as the proto promises (`FAILED_PRECONDITION`).
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::Unknown => "UNKNOWN",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::OutOfRange => "OUT_OF_RANGE",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DataLoss => "DATA_LOSS",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 fn sql(err: sqlx::Error) -> Status {
     db_status(&DbError::from(err))
 }
@@ -108,6 +131,9 @@ impl OrderService for OrderApi {
             .iter()
             .enumerate()
             .map(|(index, item)| {
+                if item.unit_price.is_none() {
+                    return Err(Status::invalid_argument(format!("items[{index}].unit_price is required")));
+                }
                 let unit_price = money_from(&format!("items[{index}].unit_price"), item.unit_price.as_ref(), currency)?;
                 if item.sku.trim().is_empty() || item.name.trim().is_empty() {
                     return Err(Status::invalid_argument(format!("items[{index}] needs a sku and a name")));
@@ -141,14 +167,19 @@ impl OrderService for OrderApi {
             payment_status: PaymentStatus::Pending,
             platform_update_time: None,
         };
-        let mut tx = self.pool.begin().await.map_err(sql)?;
-        // A retry finds the order without spending a code.
-        if let Some(existing) =
-            orders::by_source(&mut tx, tenant_id, OrderSource::Draft, &key, false).await.map_err(|e| db_status(&e))?
+        // A retry finds the order without spending a code. The code is taken before the
+        // transaction, so no call ever holds two pool connections at once.
         {
-            return Ok(Response::new(order_to(existing, Vec::new(), Vec::new())));
+            let mut conn = self.pool.acquire().await.map_err(sql)?;
+            if let Some(existing) = orders::by_source(&mut conn, tenant_id, OrderSource::Draft, &key, false)
+                .await
+                .map_err(|e| db_status(&e))?
+            {
+                return Ok(Response::new(order_to(existing, Vec::new(), Vec::new())));
+            }
         }
         let code = self.codes.next(&self.pool, tenant_id).await.map_err(|e| db_status(&e))?;
+        let mut tx = self.pool.begin().await.map_err(sql)?;
         let (order, created) =
             orders::create(&mut tx, &self.namespace, &code, new, &actor).await.map_err(|e| db_status(&e))?;
         tx.commit().await.map_err(sql)?;
@@ -243,6 +274,9 @@ impl OrderService for OrderApi {
         let amount = body.amount.ok_or_else(|| Status::invalid_argument("amount is required"))?;
         let currency: money::Currency =
             amount.currency.parse().map_err(|_| Status::invalid_argument("amount.currency is invalid"))?;
+        if amount.amount_minor <= 0 {
+            return Err(Status::invalid_argument("amount must be positive"));
+        }
         let amount = money::Money::new(amount.amount_minor, currency);
         let mut tx = self.pool.begin().await.map_err(sql)?;
         let order = orders::record_payment(
@@ -294,7 +328,7 @@ impl OrderService for OrderApi {
                 Err(status) => results.push(pb::BulkResult {
                     order_id,
                     ok: false,
-                    error_code: format!("{:?}", status.code()),
+                    error_code: code_name(status.code()).to_string(),
                     error_message: status.message().to_string(),
                     order: None,
                 }),

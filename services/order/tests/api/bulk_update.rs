@@ -80,7 +80,6 @@ async fn a_bulk_update_moves_the_legal_orders_and_reports_each_failure() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: BulkResult.error_code is tonic's Debug name (\"FailedPrecondition\"), not the gRPC code name the proto promises (\"FAILED_PRECONDITION\")"]
 async fn bulk_results_name_the_grpc_code_of_each_failure() {
     let app = spawn_app().await;
     let m = mixed(&app).await;

@@ -47,9 +47,6 @@ async fn concurrent_duplicates_make_exactly_one_order(duplicates: usize) {
 }
 
 #[tokio::test]
-#[ignore = "BUG: CreateOrder holds its transaction's connection while OrderCodes::next takes a second one from \
-            the pool (inbound/grpc.rs:144-151); with as many concurrent creates as the pool has connections \
-            every call waits for a connection that never frees and fails UNAVAILABLE after the acquire timeout"]
 async fn twenty_concurrent_creates_with_one_key_make_exactly_one_order() {
     concurrent_duplicates_make_exactly_one_order(20).await;
 }
