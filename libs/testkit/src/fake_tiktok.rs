@@ -20,6 +20,13 @@ struct Shared {
     failures: Mutex<VecDeque<u16>>,
     /// Refresh tokens TikTok no longer accepts.
     revoked: Mutex<Vec<String>>,
+    /// Order details by order id, as the Get Order Detail API returns them.
+    orders: Mutex<HashMap<String, serde_json::Value>>,
+    /// The access token the shop API accepts.
+    access_token: Mutex<String>,
+    /// Calls received by the write APIs: (path, body).
+    writes: Mutex<Vec<(String, serde_json::Value)>>,
+    detail_calls: AtomicUsize,
 }
 
 pub struct FakeTiktok {
@@ -31,7 +38,12 @@ pub struct FakeTiktok {
 impl FakeTiktok {
     pub async fn start(app_key: &str, app_secret: &str) -> Self {
         let shared = Arc::new(Shared { app_key: app_key.into(), app_secret: app_secret.into(), ..Default::default() });
-        let router = Router::new().route("/api/v2/token/refresh", get(refresh)).with_state(shared.clone());
+        let router = Router::new()
+            .route("/api/v2/token/refresh", get(refresh))
+            .route("/order/202309/orders", get(order_detail))
+            .route("/return_refund/202309/cancellations", axum::routing::post(write_call))
+            .route("/fulfillment/202309/packages/{package_id}/ship", axum::routing::post(write_call))
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake tiktok");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let server = tokio::spawn(async move {
@@ -51,6 +63,26 @@ impl FakeTiktok {
 
     pub fn refresh_calls(&self) -> usize {
         self.shared.refresh_calls.load(Ordering::SeqCst)
+    }
+
+    /// Serves `order` (a Get Order Detail order object) from now on; replaces an earlier one.
+    pub fn put_order(&self, order: serde_json::Value) {
+        let id = order.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        self.shared.orders.lock().expect("lock").insert(id, order);
+    }
+
+    /// The shop API accepts only this access token.
+    pub fn set_access_token(&self, token: &str) {
+        *self.shared.access_token.lock().expect("lock") = token.to_string();
+    }
+
+    pub fn detail_calls(&self) -> usize {
+        self.shared.detail_calls.load(Ordering::SeqCst)
+    }
+
+    /// Calls to the write APIs so far: (path, JSON body).
+    pub fn writes(&self) -> Vec<(String, serde_json::Value)> {
+        self.shared.writes.lock().expect("lock").clone()
     }
 }
 
@@ -113,4 +145,85 @@ async fn refresh(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap<
             "granted_scopes": ["seller.order.info", "seller.fulfillment.basic", "seller.product.basic"]
         }),
     )
+}
+
+/// The documented signature, implemented here independently of the client: path, sorted query
+/// parameters (without `sign` and `access_token`), body, wrapped in the secret; HMAC-SHA256.
+fn expected_sign(secret: &str, path: &str, query: &HashMap<String, String>, body: &str) -> String {
+    use hmac::Mac;
+    let mut keys: Vec<&String> = query.keys().filter(|k| *k != "sign" && *k != "access_token").collect();
+    keys.sort();
+    let mut message = format!("{secret}{path}");
+    for key in keys {
+        message.push_str(key);
+        message.push_str(&query[key]);
+    }
+    message.push_str(body);
+    message.push_str(secret);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks the app key, the signature and the access token as TikTok does.
+fn authenticate(
+    shared: &Shared,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+    query: &HashMap<String, String>,
+    body: &str,
+) -> Result<(), Response> {
+    if query.get("app_key").map(String::as_str) != Some(shared.app_key.as_str()) {
+        return Err(envelope(106002, "invalid app_key", serde_json::Value::Null));
+    }
+    let sign = query.get("sign").cloned().unwrap_or_default();
+    if sign != expected_sign(&shared.app_secret, path, query, body) {
+        return Err(envelope(106001, "Invalid credentials: wrong signature", serde_json::Value::Null));
+    }
+    let token = headers.get("x-tts-access-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let expected = shared.access_token.lock().expect("lock").clone();
+    if !expected.is_empty() && token != expected {
+        return Err(envelope(105002, "Expired credentials", serde_json::Value::Null));
+    }
+    Ok(())
+}
+
+/// `GET /order/202309/orders?ids=…`
+async fn order_detail(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    shared.detail_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(failure) = scripted_failure(&shared) {
+        return failure;
+    }
+    if let Err(refusal) = authenticate(&shared, "/order/202309/orders", &headers, &query, "") {
+        return refusal;
+    }
+    let ids: Vec<String> = query.get("ids").map(|ids| ids.split(',').map(str::to_string).collect()).unwrap_or_default();
+    let orders: Vec<serde_json::Value> = {
+        let stored = shared.orders.lock().expect("lock");
+        ids.iter().filter_map(|id| stored.get(id).cloned()).collect()
+    };
+    envelope(0, "Success", serde_json::json!({ "orders": orders }))
+}
+
+/// The write APIs: cancellations and shipping.
+async fn write_call(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    if let Some(failure) = scripted_failure(&shared) {
+        return failure;
+    }
+    if let Err(refusal) = authenticate(&shared, uri.path(), &headers, &query, &body) {
+        return refusal;
+    }
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    shared.writes.lock().expect("lock").push((uri.path().to_string(), json));
+    envelope(0, "Success", serde_json::json!({}))
 }

@@ -6,6 +6,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod payment_timeout;
 pub mod startup;
+pub mod tiktok_sync;
 
 pub use config::Config;
 

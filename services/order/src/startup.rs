@@ -9,6 +9,10 @@ use tokio_util::sync::CancellationToken;
 use crate::Config;
 use crate::inbound::grpc::OrderApi;
 use crate::inbound::inventory_events::{self, InventoryEvents};
+use crate::inbound::tiktok_events::{self, TiktokEvents};
+use crate::outbound::codes::OrderCodes;
+use crate::outbound::tiktok_api::TiktokApi;
+use crate::tiktok_sync::TiktokSync;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -45,7 +49,55 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         Ok(())
     });
 
-    let api = OrderApi { pool: wiring.pool.clone(), namespace, codes: Default::default() };
+    let ingest = tonic::transport::Endpoint::from_shared(config.ingest_url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(10))
+        .connect_lazy();
+    let tiktok = TiktokApi::new(
+        &config.tiktok_api_base_url,
+        config.tiktok_app_key.expose(),
+        config.tiktok_app_secret.expose(),
+        ingest,
+        wiring.jwt.clone(),
+        config.tiktok_retry.clone(),
+        config.tiktok_breaker.clone(),
+    );
+    wiring.metrics.with_registry(|registry| tiktok.breaker.register_metrics(registry));
+    let codes = Arc::new(OrderCodes::default());
+    let consumer_metrics = bus::consumer::ConsumerMetrics::default();
+    consumer_metrics.register(&wiring.metrics);
+    let notifications = bus::consumer::run(
+        wiring.bus.clone(),
+        wiring.pool.clone(),
+        bus::ConsumerSpec {
+            name: tiktok_events::CONSUMER.into(),
+            domain: "ingest",
+            filter_subjects: tiktok_events::filter_subjects(&namespace),
+            lanes: 4,
+        },
+        Arc::new(TiktokEvents {
+            namespace: namespace.clone(),
+            api: tiktok.clone(),
+            codes: codes.clone(),
+            pool: wiring.pool.clone(),
+        }),
+        consumer_metrics,
+        wiring.token(),
+    );
+    wiring.tasks.spawn("tiktok notifications consumer", async move { Ok(notifications.await?) });
+    let sync = TiktokSync {
+        pool: wiring.pool.clone(),
+        api: tiktok,
+        every: config.tiktok_sync_every,
+        retry_base: config.tiktok_sync_retry_base,
+    };
+    let sync_token = wiring.token();
+    wiring.tasks.spawn("tiktok sync", async move {
+        sync.run(sync_token).await;
+        Ok(())
+    });
+
+    let api = OrderApi { pool: wiring.pool.clone(), namespace, codes };
     let grpc = service_runtime::GrpcServer::new(proto::order::FILE_DESCRIPTOR_SET)?
         .add(OrderServiceServer::with_interceptor(api, wiring.auth()))
         .await;

@@ -3,4 +3,5 @@
 pub mod lifecycle;
 pub mod parties;
 pub mod payments;
+pub mod tiktok;
 pub mod totals;

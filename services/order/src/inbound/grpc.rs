@@ -18,12 +18,18 @@ use crate::outbound::{DbError, settings};
 pub struct OrderApi {
     pub pool: sqlx::PgPool,
     pub namespace: bus::Namespace,
-    pub codes: OrderCodes,
+    pub codes: std::sync::Arc<OrderCodes>,
 }
 
 fn actor_of(principal: &auth::Principal) -> Actor {
     let (user, service) = principal.actor();
-    Actor { user: user.map(str::to_string), service: service.map(str::to_string), source: ChangeSource::User }
+    Actor {
+        user: user.map(str::to_string),
+        service: service.map(str::to_string),
+        source: ChangeSource::User,
+        tracking_number: None,
+        shipping_provider_id: None,
+    }
 }
 
 fn caller<T>(request: &Request<T>, min: auth::Role) -> Result<(Uuid, Actor), Status> {
@@ -91,7 +97,15 @@ impl OrderApi {
     async fn full(&self, conn: &mut sqlx::PgConnection, order: orders::OrderRecord) -> Result<pb::Order, Status> {
         let history = orders::history_of(conn, order.id).await.map_err(|e| db_status(&e))?;
         let payments = orders::payments_of(conn, order.id).await.map_err(|e| db_status(&e))?;
-        Ok(order_to(order, history, payments))
+        let sync = orders::sync_state(conn, order.id).await.map_err(|e| db_status(&e))?;
+        let mut out = order_to(order, history, payments);
+        out.sync = sync.map(|s| pb::TiktokSync {
+            status: s.status,
+            attempts: s.attempts,
+            last_error: s.last_error.unwrap_or_default(),
+            updated_at: Some(timestamp(s.updated_at)),
+        });
+        Ok(out)
     }
 
     async fn move_order(
@@ -301,8 +315,10 @@ impl OrderService for OrderApi {
         request: Request<pb::UpdateOrderStatusRequest>,
     ) -> Result<Response<pb::Order>, Status> {
         let to = status_from(request.get_ref().status)?;
-        let (tenant_id, actor) = caller(&request, role_for(to))?;
+        let (tenant_id, mut actor) = caller(&request, role_for(to))?;
         let body = request.into_inner();
+        actor.tracking_number = Some(body.tracking_number.trim().to_string()).filter(|t| !t.is_empty());
+        actor.shipping_provider_id = Some(body.shipping_provider_id.trim().to_string()).filter(|t| !t.is_empty());
         let reason = Some(body.reason.trim()).filter(|r| !r.is_empty());
         Ok(Response::new(self.move_order(tenant_id, &actor, &body.order_id, to, reason, body.expected_version).await?))
     }

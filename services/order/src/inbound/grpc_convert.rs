@@ -244,5 +244,6 @@ pub fn order_to(order: OrderRecord, history: Vec<HistoryRow>, payments: Vec<Paym
         history: history.into_iter().map(history_to).collect(),
         payments: payments.into_iter().map(|p| payment_to(p, currency)).collect(),
         attention: order.attention,
+        sync: None,
     }
 }

@@ -22,7 +22,13 @@ impl Handler for InventoryEvents {
         let shortage = event.decode::<ReservationShortage>().map_err(HandlerError::Permanent)?;
         let order_id: Uuid =
             shortage.order_id.parse().map_err(|_| HandlerError::Permanent("order_id is not a UUID".into()))?;
-        let actor = Actor { user: None, service: Some("inventory".into()), source: ChangeSource::System };
+        let actor = Actor {
+            user: None,
+            service: Some("inventory".into()),
+            source: ChangeSource::System,
+            tracking_number: None,
+            shipping_provider_id: None,
+        };
         let detail = serde_json::to_value(&shortage.short).unwrap_or_default();
         match orders::flag(tx, event.tenant_id, order_id, "stock_shortage", detail, &actor).await {
             Ok(_) => Ok(()),

@@ -3,3 +3,4 @@
 pub mod grpc;
 mod grpc_convert;
 pub mod inventory_events;
+pub mod tiktok_events;

@@ -4,6 +4,7 @@ pub mod codes;
 pub mod orders;
 pub mod queries;
 pub mod settings;
+pub mod tiktok_api;
 
 /// Database failures as the domain sees them.
 #[derive(Debug, thiserror::Error)]

@@ -40,11 +40,20 @@ pub struct Actor {
     pub user: Option<String>,
     pub service: Option<String>,
     pub source: ChangeSource,
+    /// For a shipment: the tracking to pass on to the platform.
+    pub tracking_number: Option<String>,
+    pub shipping_provider_id: Option<String>,
 }
 
 impl Actor {
     pub fn system(reason: &str) -> Self {
-        Self { user: None, service: Some(format!("order:{reason}")), source: ChangeSource::System }
+        Self {
+            user: None,
+            service: Some(format!("order:{reason}")),
+            source: ChangeSource::System,
+            tracking_number: None,
+            shipping_provider_id: None,
+        }
     }
 }
 
@@ -429,6 +438,26 @@ pub async fn apply_transition(
     bus::outbox::enqueue(conn, namespace, Envelope::new(order.tenant_id, aggregate.clone(), changed, None))
         .await
         .map_err(DbError::from)?;
+    // Changes made here that TikTok must know are pushed back; changes from TikTok never are.
+    if order.source == OrderSource::TiktokShop && actor.source != ChangeSource::TiktokShop {
+        let action = match to {
+            Status::Cancelled => Some(("cancel", json!({ "reason": reason.unwrap_or("seller_cancelled") }))),
+            Status::Shipped => Some((
+                "ship",
+                json!({ "tracking_number": actor.tracking_number.clone().unwrap_or_default(), "shipping_provider_id": actor.shipping_provider_id.clone().unwrap_or_default() }),
+            )),
+            _ => None,
+        };
+        if let Some((action, payload)) = action {
+            sqlx::query("INSERT INTO tiktok_sync (order_id, tenant_id, action, payload) VALUES ($1, $2, $3, $4)")
+                .bind(order.id)
+                .bind(order.tenant_id)
+                .bind(action)
+                .bind(payload)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
     if to == Status::Cancelled {
         let cancelled = OrderCancelled {
             order_id: order.id.to_string(),
@@ -724,4 +753,114 @@ pub async fn cancel_unpaid(conn: &mut PgConnection, namespace: &Namespace, limit
         }
     }
     Ok(cancelled)
+}
+
+/// What happened to a TikTok Shop order detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformOutcome {
+    Created,
+    Moved {
+        from: Status,
+        to: Status,
+    },
+    /// Older than what was applied, or no move: nothing changed.
+    Unchanged,
+}
+
+/// Creates the order of a TikTok Shop order detail, or applies its newer status. The platform's
+/// update time orders notifications, so a late, older one never moves an order back.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_platform_order(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    codes_next: impl std::future::Future<Output = Result<String, DbError>>,
+    tenant_id: Uuid,
+    shop_id: &str,
+    order_id: &str,
+    mapped: crate::domain::tiktok::Mapped,
+    packages: Vec<String>,
+) -> Result<PlatformOutcome, ChangeError> {
+    let actor = Actor {
+        user: None,
+        service: Some("tiktok_shop".into()),
+        source: ChangeSource::TiktokShop,
+        tracking_number: None,
+        shipping_provider_id: None,
+    };
+    if let Some(mut order) = by_source(conn, tenant_id, OrderSource::TiktokShop, order_id, true).await? {
+        if order.platform_update_time.is_some_and(|applied| mapped.update_time <= applied) {
+            return Ok(PlatformOutcome::Unchanged);
+        }
+        sqlx::query("UPDATE orders SET platform_update_time = $2, platform_packages = $3 WHERE id = $1")
+            .bind(order.id)
+            .bind(mapped.update_time)
+            .bind(&packages)
+            .execute(&mut *conn)
+            .await?;
+        if mapped.paid && order.payment_status == PaymentStatus::Pending {
+            sqlx::query("UPDATE orders SET payment_status = 'paid', paid_minor = total_minor WHERE id = $1")
+                .bind(order.id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        return match lifecycle::platform_move(order.status, mapped.status) {
+            Some(to) => {
+                let from = order.status;
+                apply_transition(conn, namespace, &mut order, to, Some("tiktok_shop"), &actor, Rule::Platform).await?;
+                Ok(PlatformOutcome::Moved { from, to })
+            }
+            None => Ok(PlatformOutcome::Unchanged),
+        };
+    }
+    let code = codes_next.await?;
+    let attention = if mapped.unmapped > 0 { vec!["unmapped_sku".to_string()] } else { Vec::new() };
+    let new = NewOrder {
+        tenant_id,
+        source: OrderSource::TiktokShop,
+        source_id: order_id.to_string(),
+        reservation_reference: format!("order:tiktok:{order_id}"),
+        reservation_held: false,
+        lines: mapped.lines,
+        totals: mapped.totals,
+        customer: mapped.customer,
+        shipping_address: mapped.address,
+        notes: String::new(),
+        attention,
+        status: mapped.status,
+        payment_status: if mapped.paid { PaymentStatus::Paid } else { PaymentStatus::Pending },
+        platform_update_time: Some(mapped.update_time),
+    };
+    let paid = mapped.paid;
+    let (order, created) = create(conn, namespace, &code, new, &actor).await?;
+    if created {
+        sqlx::query("UPDATE orders SET platform_shop_id = $2, platform_packages = $3, paid_minor = CASE WHEN $4 THEN total_minor ELSE 0 END WHERE id = $1")
+            .bind(order.id)
+            .bind(shop_id)
+            .bind(&packages)
+            .bind(paid)
+            .execute(&mut *conn)
+            .await?;
+        Ok(PlatformOutcome::Created)
+    } else {
+        Ok(PlatformOutcome::Unchanged)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRow {
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The latest sync-back state of a TikTok Shop order.
+pub async fn sync_state(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<SyncRow>, DbError> {
+    let row: Option<(String, i32, Option<String>, OffsetDateTime)> = sqlx::query_as(
+        "SELECT status, attempts, last_error, updated_at FROM tiktok_sync WHERE order_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(status, attempts, last_error, updated_at)| SyncRow { status, attempts, last_error, updated_at }))
 }

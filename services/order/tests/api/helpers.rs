@@ -414,6 +414,7 @@ impl Caller {
             status: pb_status(status) as i32,
             reason: reason.into(),
             expected_version,
+            ..Default::default()
         };
         self.client.clone().update_order_status(self.request(request)).await.map(|r| r.into_inner())
     }

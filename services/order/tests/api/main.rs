@@ -14,3 +14,4 @@ mod payments;
 mod role_rules;
 mod shortage_flags;
 mod tenant_walls;
+mod tiktok;
