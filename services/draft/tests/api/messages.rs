@@ -144,3 +144,35 @@ async fn a_whatsapp_catalog_cart_maps_exactly_and_shows_price_differences() {
     assert_eq!(system.list_orders().await[0].total.as_ref().map(|m| m.amount_minor), Some(2 * 1299 + 3000));
     assert!(!approved.order_code.is_empty());
 }
+
+#[tokio::test]
+async fn a_trusted_customers_order_is_approved_automatically_through_the_same_approval_path() {
+    let system = system_with_channel().await;
+    let settings = pb::DraftSettings {
+        ttl_minutes: 1440,
+        auto_approve: true,
+        trusted_customers: vec!["2348077777777".into()],
+        currency: "USD".into(),
+    };
+    system
+        .drafts()
+        .await
+        .update_settings(authorized(pb::UpdateSettingsRequest { settings: Some(settings) }, &system.token(Role::Admin)))
+        .await
+        .expect("settings");
+    post(&system, &text_webhook("wamid.T1", "2348077777777", "2 gold hoops size 7 pls")).await;
+    post(&system, &text_webhook("wamid.U1", "2348066666666", "1 silver chain pls")).await;
+    testkit::eventually("the trusted customer's draft was approved", WAIT, || async {
+        drafts(&system).await.iter().any(|d| d.status == pb::DraftStatus::Approved as i32)
+    })
+    .await;
+    let all = drafts(&system).await;
+    assert_eq!(all.len(), 2);
+    let trusted = all.iter().find(|d| d.customer.as_ref().is_some_and(|c| c.channel_customer_id == "2348077777777")).expect("trusted");
+    let other = all.iter().find(|d| d.customer.as_ref().is_some_and(|c| c.channel_customer_id == "2348066666666")).expect("other");
+    assert_eq!(trusted.status, pb::DraftStatus::Approved as i32);
+    assert!(!trusted.order_code.is_empty());
+    assert_eq!(other.status, pb::DraftStatus::PendingReview as i32, "untrusted customers wait for a person");
+    assert_eq!(system.stock("HOOP-G-7").await.reserved, 2);
+    assert_eq!(system.list_orders().await.len(), 1);
+}
