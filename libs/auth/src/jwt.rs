@@ -107,7 +107,7 @@ impl JwtKeys {
         let signature =
             URL_SAFE_NO_PAD.decode(signature).map_err(|_| Error::Malformed("signature is not base64url"))?;
         let mut mac = self.mac();
-        mac.update(token[..header_and_payload_len(token)].as_bytes());
+        mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
         mac.verify_slice(&signature).map_err(|_| Error::BadSignature)?;
 
         let claims: Claims = decode_json(payload)?;

@@ -30,10 +30,8 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
     let mut wiring = service_runtime::Wiring::start(crate::IDENTITY, &config.common, &MIGRATOR, token).await?;
     let namespace = config.common.bus.namespace.clone();
 
-    let inventory_caller =
-        Caller::new("inventory", wiring.jwt.clone(), config.calls_retry.clone(), config.calls_breaker.clone());
-    let order_caller =
-        Caller::new("order", wiring.jwt.clone(), config.calls_retry.clone(), config.calls_breaker.clone());
+    let inventory_caller = Caller::new("inventory", wiring.jwt.clone(), config.calls_retry, config.calls_breaker);
+    let order_caller = Caller::new("order", wiring.jwt.clone(), config.calls_retry, config.calls_breaker);
     wiring.metrics.with_registry(|registry| {
         inventory_caller.breaker.register_metrics(registry);
         order_caller.breaker.register_metrics(registry);

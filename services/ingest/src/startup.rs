@@ -33,7 +33,7 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         metrics.clone(),
     );
 
-    let breaker = resilience::CircuitBreaker::new("tiktok-auth", config.tiktok_breaker.clone());
+    let breaker = resilience::CircuitBreaker::new("tiktok-auth", config.tiktok_breaker);
     wiring.metrics.with_registry(|registry| breaker.register_metrics(registry));
     let refresher = TokenRefresher {
         pool: wiring.pool.clone(),
@@ -42,7 +42,7 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
             &config.tiktok_auth_base_url,
             config.tiktok_app_key.expose(),
             config.tiktok_app_secret.expose(),
-            config.tiktok_retry.clone(),
+            config.tiktok_retry,
             breaker,
         ),
         ahead: config.token_refresh_ahead,

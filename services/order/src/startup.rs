@@ -59,8 +59,8 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         config.tiktok_app_secret.expose(),
         ingest,
         wiring.jwt.clone(),
-        config.tiktok_retry.clone(),
-        config.tiktok_breaker.clone(),
+        config.tiktok_retry,
+        config.tiktok_breaker,
     );
     wiring.metrics.with_registry(|registry| tiktok.breaker.register_metrics(registry));
     let codes = Arc::new(OrderCodes::default());

@@ -226,13 +226,6 @@ impl System {
             .into_inner()
             .orders
     }
-
-    pub async fn admin_scalar(&self, sql: &str) -> i64 {
-        let pool = self.env.db.admin().await.expect("admin");
-        let value: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("scalar");
-        pool.close().await;
-        value
-    }
 }
 
 pub const WAIT: Duration = Duration::from_secs(20);

@@ -168,8 +168,14 @@ async fn a_trusted_customers_order_is_approved_automatically_through_the_same_ap
     .await;
     let all = drafts(&system).await;
     assert_eq!(all.len(), 2);
-    let trusted = all.iter().find(|d| d.customer.as_ref().is_some_and(|c| c.channel_customer_id == "2348077777777")).expect("trusted");
-    let other = all.iter().find(|d| d.customer.as_ref().is_some_and(|c| c.channel_customer_id == "2348066666666")).expect("other");
+    let trusted = all
+        .iter()
+        .find(|d| d.customer.as_ref().is_some_and(|c| c.channel_customer_id == "2348077777777"))
+        .expect("trusted");
+    let other = all
+        .iter()
+        .find(|d| d.customer.as_ref().is_some_and(|c| c.channel_customer_id == "2348066666666"))
+        .expect("other");
     assert_eq!(trusted.status, pb::DraftStatus::Approved as i32);
     assert!(!trusted.order_code.is_empty());
     assert_eq!(other.status, pb::DraftStatus::PendingReview as i32, "untrusted customers wait for a person");

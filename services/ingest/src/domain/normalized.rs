@@ -82,6 +82,34 @@ pub fn phone_e164(digits: &str) -> Option<String> {
     valid.then(|| format!("+{digits}"))
 }
 
+/// The literal text of a JSON number or string, never through a float: `30.99` stays "30.99"
+/// and `7327112393057371910` keeps every digit.
+pub(crate) fn json_literal(raw: &serde_json::value::RawValue) -> Result<String, String> {
+    let text = raw.get().trim();
+    if text.starts_with('"') {
+        return serde_json::from_str::<String>(text).map_err(|e| e.to_string());
+    }
+    let is_number =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'e' | b'E' | b'+'));
+    if is_number { Ok(text.to_string()) } else { Err(format!("expected a number or string, got {text}")) }
+}
+
+/// Epoch seconds (WhatsApp sends them as a string) as a timestamp.
+pub(crate) fn from_epoch_seconds(field: &'static str, value: &str) -> Result<time::OffsetDateTime, ParseError> {
+    let seconds: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| ParseError::BadField { field, reason: format!("{value:?} is not epoch seconds") })?;
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|e| ParseError::BadField { field, reason: e.to_string() })
+}
+
+/// Epoch milliseconds (Instagram) as a timestamp.
+pub(crate) fn from_epoch_millis(field: &'static str, millis: i64) -> Result<time::OffsetDateTime, ParseError> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .map_err(|e| ParseError::BadField { field, reason: e.to_string() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,32 +141,4 @@ mod tests {
         assert_eq!(normalized("a").event_id(), normalized("a").event_id());
         assert_ne!(normalized("a").event_id(), normalized("b").event_id());
     }
-}
-
-/// The literal text of a JSON number or string, never through a float: `30.99` stays "30.99"
-/// and `7327112393057371910` keeps every digit.
-pub(crate) fn json_literal(raw: &serde_json::value::RawValue) -> Result<String, String> {
-    let text = raw.get().trim();
-    if text.starts_with('"') {
-        return serde_json::from_str::<String>(text).map_err(|e| e.to_string());
-    }
-    let is_number =
-        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'e' | b'E' | b'+'));
-    if is_number { Ok(text.to_string()) } else { Err(format!("expected a number or string, got {text}")) }
-}
-
-/// Epoch seconds (WhatsApp sends them as a string) as a timestamp.
-pub(crate) fn from_epoch_seconds(field: &'static str, value: &str) -> Result<time::OffsetDateTime, ParseError> {
-    let seconds: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| ParseError::BadField { field, reason: format!("{value:?} is not epoch seconds") })?;
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|e| ParseError::BadField { field, reason: e.to_string() })
-}
-
-/// Epoch milliseconds (Instagram) as a timestamp.
-pub(crate) fn from_epoch_millis(field: &'static str, millis: i64) -> Result<time::OffsetDateTime, ParseError> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .map_err(|e| ParseError::BadField { field, reason: e.to_string() })
 }
