@@ -28,3 +28,12 @@ impl resilience::Classify for Error {
         }
     }
 }
+
+impl From<Error> for db::DbError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Database(err) => err.into(),
+            other => db::DbError::Internal(other.to_string()),
+        }
+    }
+}

@@ -31,3 +31,24 @@ pub fn classify(err: &sqlx::Error) -> DbErrorKind {
         _ => DbErrorKind::Other,
     }
 }
+
+/// A database failure as a service's domain sees it: retry later, or a bug.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    /// Unreachable, timed out, or a serialization conflict: answer 503/UNAVAILABLE, retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> Self {
+        match classify(&err) {
+            DbErrorKind::Unavailable | DbErrorKind::Conflict => DbError::Unavailable(err.to_string()),
+            DbErrorKind::UniqueViolation | DbErrorKind::ConstraintViolation | DbErrorKind::Other => {
+                DbError::Internal(err.to_string())
+            }
+        }
+    }
+}

@@ -10,6 +10,6 @@ pub mod group_commit;
 mod pool;
 
 pub use bootstrap::{SERVICES, ServiceDb};
-pub use errors::{DbErrorKind, classify};
+pub use errors::{DbError, DbErrorKind, classify};
 pub use group_commit::{BatchProcessor, GroupCommit, ShuttingDown};
 pub use pool::{DbConfig, connect, migrate};

@@ -79,3 +79,18 @@ pub async fn serve_grpc(listener: TcpListener, server: GrpcServer, token: Cancel
     server.router.serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown).await?;
     Ok(())
 }
+
+/// A database failure as a gRPC status, for every API: the detail goes to the log, never to
+/// the caller.
+pub fn db_status(err: &db::DbError) -> tonic::Status {
+    match err {
+        db::DbError::Unavailable(detail) => {
+            tracing::warn!(%detail, "database unavailable");
+            tonic::Status::unavailable("temporarily unavailable; retry")
+        }
+        db::DbError::Internal(detail) => {
+            tracing::error!(%detail, "database error");
+            tonic::Status::internal("internal error")
+        }
+    }
+}

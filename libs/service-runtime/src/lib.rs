@@ -14,7 +14,7 @@ mod tasks;
 mod wiring;
 
 pub use config::{CommonConfig, PORTS};
-pub use grpc::{GrpcServer, serve_grpc};
+pub use grpc::{GrpcServer, db_status, serve_grpc};
 pub use main_loop::{ServiceConfig, run};
 pub use micro::register_micro_service;
 pub use ops_http::{Readiness, ReadinessCheck, Required, ops_router, serve_http};

@@ -7,22 +7,10 @@ use tonic::Status;
 
 use crate::approve::ApproveError;
 use crate::domain::draft::{self, Address, Customer, Status as DraftStatus, valid_e164};
-use crate::outbound::DbError;
 use crate::outbound::calls::CallError;
 use crate::outbound::drafts::DraftRecord;
 
-pub fn db_status(err: &DbError) -> Status {
-    match err {
-        DbError::Unavailable(detail) => {
-            tracing::warn!(%detail, "draft database unavailable");
-            Status::unavailable("drafts temporarily unavailable")
-        }
-        DbError::Internal(detail) => {
-            tracing::error!(%detail, "draft database error");
-            Status::internal("internal error")
-        }
-    }
-}
+pub use service_runtime::db_status;
 
 pub fn call_status(err: &CallError) -> Status {
     match err {

@@ -9,7 +9,6 @@ use tonic::Status;
 
 use crate::domain::catalog::{RawItem, RowError};
 use crate::domain::reservations::{Line, Short, Status as ReservationStatus, StockKey};
-use crate::outbound::DbError;
 use crate::outbound::catalog::StoredItem;
 use crate::outbound::stock::{AdjustError, ChangeError, Reservation, ReserveError, StockRow};
 
@@ -23,18 +22,7 @@ pub fn location(value: &str) -> String {
     if value.is_empty() { DEFAULT_LOCATION.to_string() } else { value.to_string() }
 }
 
-pub fn db_status(err: &DbError) -> Status {
-    match err {
-        DbError::Unavailable(detail) => {
-            tracing::warn!(%detail, "inventory database unavailable");
-            Status::unavailable("inventory temporarily unavailable")
-        }
-        DbError::Internal(detail) => {
-            tracing::error!(%detail, "inventory database error");
-            Status::internal("internal error")
-        }
-    }
-}
+pub use service_runtime::db_status;
 
 fn describe_short(short: &[Short]) -> String {
     short

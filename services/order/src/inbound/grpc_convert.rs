@@ -9,21 +9,9 @@ use tonic::Status;
 use crate::domain::lifecycle::Status as OrderStatus;
 use crate::domain::parties::{Address, Customer, valid_e164};
 use crate::domain::payments::PaymentStatus;
-use crate::outbound::DbError;
 use crate::outbound::orders::{ChangeError, HistoryRow, OrderRecord, PaymentKind, PaymentRow};
 
-pub fn db_status(err: &DbError) -> Status {
-    match err {
-        DbError::Unavailable(detail) => {
-            tracing::warn!(%detail, "order database unavailable");
-            Status::unavailable("orders temporarily unavailable")
-        }
-        DbError::Internal(detail) => {
-            tracing::error!(%detail, "order database error");
-            Status::internal("internal error")
-        }
-    }
-}
+pub use service_runtime::db_status;
 
 pub fn change_status(err: &ChangeError) -> Status {
     match err {
