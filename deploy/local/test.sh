@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check of orderflow against real Postgres and NATS, the way CI does (.ci/run calls it):
 # infrastructure (reused when running, otherwise started and stopped again at exit), a debug build
-# with tests, the database bootstrap, the docker-compose.yml check, `cargo test --workspace`, and the
-# python end-to-end tests in deploy/local/e2e/ when there are any.
+# with tests, the database bootstrap, removal of test databases and JetStream streams that earlier
+# runs left, the docker-compose.yml check, `cargo test --workspace`, and the python end-to-end
+# tests in deploy/local/e2e/ when there are any.
 #
 #   deploy/local/test.sh                      everything
 #   deploy/local/test.sh -p order             extra arguments go to `cargo test`
@@ -61,6 +62,108 @@ drop_leftover_test_databases() {
   if ((dropped)); then say "dropped $dropped leftover test database(s)"; fi
 }
 
+# Per-test JetStream streams that earlier runs left: cargo tests use a namespace `t<12 hex>`
+# (streams T<12 HEX>_INGEST ... T<12 HEX>_DLQ), the python suite `e2e<16 hex>` (E2E..._*). A test
+# deletes nothing when it fails or is killed, and thousands of idle streams slow every JetStream
+# call down. A namespace goes as a whole, and only when it is surely abandoned: created more than
+# 10 minutes ago (no single test runs that long), or more than 2 minutes ago with no message in
+# the last 2 minutes and no consumer holding unprocessed or unacknowledged messages. Younger ones
+# may belong to a test running right now on this machine. ORDERFLOW_* streams are never touched.
+delete_leftover_test_streams() {
+  local out
+  if ! out="$(python3 - "$NATS_URL" 2>&1 <<'PY'
+import asyncio, json, re, sys, time
+from datetime import datetime, timezone
+
+import nats
+
+NAME = re.compile(r"^(T[0-9A-F]{12}|E2E[0-9A-F]{16})_[A-Z]+$")
+OLD_S, IDLE_S = 600, 120
+
+def seconds(ts):
+    """An RFC 3339 time from the server (nanoseconds, Z) as a Unix timestamp; 0 when unset."""
+    if not ts or ts.startswith("0001-"):
+        return 0.0
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$", ts)
+    if not m:
+        return 0.0
+    base = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return base.timestamp() + float("0." + (m.group(2) or "0"))
+
+async def api(nc, subject, body=None):
+    msg = await nc.request(subject, json.dumps(body or {}).encode(), timeout=10)
+    reply = json.loads(msg.data)
+    if "error" in reply:
+        raise RuntimeError(f"{subject}: {reply['error']}")
+    return reply
+
+async def main():
+    nc = await nats.connect(sys.argv[1], connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        streams, offset = [], 0
+        while True:
+            page = await api(nc, "$JS.API.STREAM.LIST", {"offset": offset})
+            streams += page.get("streams") or []
+            offset += len(page.get("streams") or [])
+            if not page.get("streams") or offset >= page.get("total", 0):
+                break
+        namespaces = {}
+        for s in streams:
+            name = s["config"]["name"]
+            if name.startswith("ORDERFLOW_") or not NAME.match(name):
+                continue
+            namespaces.setdefault(name.split("_", 1)[0], []).append(s)
+        now = time.time()
+        doomed = []
+        for ns, members in namespaces.items():
+            created = min(seconds(s.get("created")) for s in members)
+            if created <= 0:
+                continue
+            if now - created < OLD_S:
+                if now - created < IDLE_S:
+                    continue
+                last = max([seconds(s["state"].get("last_ts")) for s in members] + [created])
+                if now - last < IDLE_S:
+                    continue
+                busy = False
+                for s in members:
+                    if s["state"].get("consumer_count", 0) == 0:
+                        continue
+                    listing = await api(nc, "$JS.API.CONSUMER.LIST." + s["config"]["name"])
+                    if any(c.get("num_pending", 0) or c.get("num_ack_pending", 0) for c in listing.get("consumers") or []):
+                        busy = True
+                        break
+                if busy:
+                    continue
+            doomed += [s["config"]["name"] for s in members]
+        gate = asyncio.Semaphore(16)
+        failed = 0
+        async def delete(name):
+            nonlocal failed
+            async with gate:
+                try:
+                    await api(nc, "$JS.API.STREAM.DELETE." + name)
+                except Exception:
+                    failed += 1
+        await asyncio.gather(*(delete(n) for n in doomed))
+        kept = sum(len(m) for m in namespaces.values()) - len(doomed)
+        print(f"{len(doomed) - failed} {kept} {failed}")
+    finally:
+        await nc.close()
+
+asyncio.run(main())
+PY
+)"; then
+    say "warning: could not clean up leftover test streams: $(printf '%s' "$out" | tail -n 1)"
+    return 0
+  fi
+  local deleted kept failed
+  read -r deleted kept failed <<<"$(printf '%s' "$out" | tail -n 1)"
+  if ((deleted || failed)); then
+    say "deleted $deleted leftover test stream(s); kept $kept that may be in use$( ((failed)) && printf '; %s could not be deleted' "$failed")"
+  fi
+}
+
 validate_compose() {
   if ! command -v docker-compose >/dev/null 2>&1; then
     if ! infra_is_root; then
@@ -100,11 +203,20 @@ say "bootstrapping roles, database and schemas"
 "$ROOT/target/debug/orderflow-db-bootstrap"
 
 drop_leftover_test_databases
+delete_leftover_test_streams
 
 validate_compose || FAILED+=("docker-compose.yml check")
 
-say "running cargo test --workspace $*"
-cargo test --workspace "$@" || FAILED+=("cargo test")
+# `--workspace` would override a `-p` given here (cargo then tests every package): leave it out then.
+scope=(--workspace)
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    -p | -p* | --package | --package=*) scope=() ;;
+  esac
+done
+say "running cargo test${scope[*]:+ ${scope[*]}}${*:+ $*}"
+cargo test "${scope[@]}" "$@" || FAILED+=("cargo test")
 
 run_e2e || FAILED+=("end-to-end tests")
 

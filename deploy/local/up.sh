@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole of orderflow on this machine, in the foreground like `docker compose up`:
 # Postgres and NATS (reused when already running), a debug build, the database bootstrap, the six
-# services with their logs followed in this terminal, and a demo tenant when deploy/local/seed.sh
-# exists. Ctrl-C (or SIGTERM) stops the services, then whatever infrastructure this run started.
+# services with their logs followed in this terminal, the demo tenant (deploy/local/seed.sh), and
+# ready-to-paste commands that walk a WhatsApp message to an approved order. Ctrl-C (or SIGTERM)
+# stops the services, ingest first, then whatever infrastructure this run started.
 #
 # Environment: RUST_LOG (info), ORDERFLOW_LOG_FORMAT (pretty), ORDERFLOW_JWT_SECRET,
 # OTEL_EXPORTER_OTLP_ENDPOINT, and those of infra.sh (ORDERFLOW_PG_PORT, ...).
@@ -20,7 +21,8 @@ declare -A GRPC_PORT=([ingest]=50050 [draft]=50051 [order]=50052 [inventory]=500
 DEMO_TENANT=11111111-1111-4111-8111-111111111111
 BIN="$ROOT/target/debug"
 HEALTH_TIMEOUT_S=60
-STOP_TIMEOUT_S=15
+# Services get ORDERFLOW_SHUTDOWN_DEADLINE_MS (20 s) to finish in-flight work after SIGTERM.
+STOP_TIMEOUT_S=25
 
 declare -A PID=()
 TAIL_PID=""
@@ -70,35 +72,55 @@ kill_leftovers() {
   done
 }
 
-# Stop intake first (ingest), then the rest, all against one deadline; then the infrastructure.
+# Stops services in this order, each stage against its own deadline: ingest first (no new
+# webhooks come in; its committers finish the batches requests wait for), then draft (its
+# approvals in flight still need inventory and order), then the rest. A second Ctrl-C kills
+# whatever still runs at once.
+STOP_ORDER=(ingest draft "order inventory shipping notifier")
+
+stop_stage() {
+  local svc pid i alive names=()
+  for svc in "$@"; do
+    pid="${PID[$svc]:-}"
+    [[ -n "$pid" ]] || continue
+    names+=("$svc")
+    if ((FORCE_STOP)); then kill -KILL "$pid" 2>/dev/null; else kill -TERM "$pid" 2>/dev/null; fi
+  done
+  ((${#names[@]})) || return 0
+  say "stopping ${names[*]}"
+  for ((i = 0; i < STOP_TIMEOUT_S * 10; i++)); do
+    alive=0
+    for svc in "${names[@]}"; do kill -0 "${PID[$svc]}" 2>/dev/null && alive=1; done
+    ((alive == 0)) && break
+    if ((FORCE_STOP)); then
+      for svc in "${names[@]}"; do kill -KILL "${PID[$svc]}" 2>/dev/null; done
+    fi
+    sleep 0.1
+  done
+  for svc in "${names[@]}"; do
+    pid="${PID[$svc]}"
+    if kill -0 "$pid" 2>/dev/null; then
+      say "$svc did not stop within ${STOP_TIMEOUT_S}s; killing it"
+      kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    unset "PID[$svc]"
+    rm -f "$(pidfile "$svc")"
+  done
+}
+
 cleanup() {
   local status=$?
   ((CLEANED_UP)) && return
   CLEANED_UP=1
   trap 'FORCE_STOP=1' INT TERM
   set +e
-  local svc pid i alive
+  local stage
   if ((${#PID[@]})); then
-    say "stopping services (Ctrl-C again to kill them at once)"
-    for svc in "${SERVICES[@]}"; do
-      pid="${PID[$svc]:-}"
-      [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null
-    done
-    for ((i = 0; i < STOP_TIMEOUT_S * 10; i++)); do
-      alive=0
-      for pid in "${PID[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-      ((alive == 0 || FORCE_STOP)) && break
-      sleep 0.1
-    done
-    for svc in "${SERVICES[@]}"; do
-      pid="${PID[$svc]:-}"
-      [[ -z "$pid" ]] && continue
-      if kill -0 "$pid" 2>/dev/null; then
-        say "$svc did not stop in time; killing it"
-        kill -KILL "$pid" 2>/dev/null
-      fi
-      wait "$pid" 2>/dev/null
-      rm -f "$(pidfile "$svc")"
+    say "stopping services: ingest first, then draft, then the rest (Ctrl-C again to kill them at once)"
+    for stage in "${STOP_ORDER[@]}"; do
+      # shellcheck disable=SC2086 # a stage is a space-separated list of services
+      stop_stage $stage
     done
   fi
   if [[ -n "$TAIL_PID" ]]; then
@@ -180,6 +202,8 @@ for svc in "${SERVICES[@]}"; do
     fi
     export ORDERFLOW_HTTP_ADDR="127.0.0.1:${HTTP_PORT[$svc]}"
     export ORDERFLOW_GRPC_ADDR="127.0.0.1:${GRPC_PORT[$svc]}"
+    # draft calls inventory and order at INVENTORY_GRPC_URL / ORDER_GRPC_URL, whose defaults
+    # (http://127.0.0.1:50053, :50052) are the ports above; set them only if those change.
     # setsid: Ctrl-C reaches only this script, which then stops the services in order.
     exec setsid "$BIN/$svc" >>"$INFRA_LOGS/$svc.log" 2>&1 </dev/null {UP_LOCK_FD}>&-
   ) &
@@ -216,11 +240,15 @@ while ((${#pending[@]})); do
   fi
 done
 
-seed_note="deploy/local/seed.sh does not exist yet; no demo data was loaded"
+seed_note="deploy/local/seed.sh is missing; no demo data was loaded"
 if [[ -x "$ROOT/deploy/local/seed.sh" ]]; then
   say "seeding the demo tenant (deploy/local/seed.sh)"
-  if ORDERFLOW_DEMO_TENANT="$DEMO_TENANT" "$ROOT/deploy/local/seed.sh" {UP_LOCK_FD}>&-; then
-    seed_note="demo data loaded by deploy/local/seed.sh"
+  if ORDERFLOW_DEMO_TENANT="$DEMO_TENANT" \
+    ORDERFLOW_SEED_INGEST="127.0.0.1:${GRPC_PORT[ingest]}" \
+    ORDERFLOW_SEED_DRAFT="127.0.0.1:${GRPC_PORT[draft]}" \
+    ORDERFLOW_SEED_INVENTORY="127.0.0.1:${GRPC_PORT[inventory]}" \
+    "$ROOT/deploy/local/seed.sh" {UP_LOCK_FD}>&-; then
+    seed_note="seeded: WhatsApp channel 106540352242922, a USD jewellery catalog with stock"
   else
     seed_note="deploy/local/seed.sh FAILED (see above); the services still run"
   fi
@@ -234,15 +262,45 @@ fi
 
 cat <<EOF
 
-[up] orderflow is running. Try:
+[up] orderflow is running.
     demo tenant:  $DEMO_TENANT ($seed_note)
     admin token:  export TOKEN='$token'
-    gRPC:         grpcurl -plaintext 127.0.0.1:50050 list      (ingest; draft 50051, order 50052,
-                  inventory 50053, shipping 50054, notifier 50055)
-    health:       curl http://127.0.0.1:8080/healthz           (ports 8080-8085)
-    webhooks:     signed curl examples are in README.md
     logs:         .orderflow/logs/<service>.log   database: $ORDERFLOW_ADMIN_DATABASE_URL   bus: $NATS_URL
-    Ctrl-C stops everything this run started.
+    ports:        HTTP 8080-8085 (/healthz /readyz /metrics; ingest takes the webhooks on 8080)
+                  gRPC ingest 50050, draft 50051, order 50052, inventory 50053, shipping 50054, notifier 50055
+
+[up] Try it: paste these lines into another shell at $ROOT
+EOF
+# The try-it block is pasted into another shell, so it needs only what that shell has:
+# target/debug/orderflow-token, grpcurl, openssl, curl, awk, grep and cut. Quoted here-document:
+# nothing in it expands now except the @...@ placeholders sed fills in.
+sed -e "s/@TENANT@/$DEMO_TENANT/g" -e "s/@INGEST_HTTP@/${HTTP_PORT[ingest]}/g" \
+  -e "s/@DRAFT@/${GRPC_PORT[draft]}/g" -e "s/@ORDER@/${GRPC_PORT[order]}/g" <<'EOF'
+
+# 1. A customer writes on WhatsApp. The webhook is signed the way Meta signs it: HMAC-SHA256 of
+#    the raw body with the app secret (dev-meta-app-secret locally, META_APP_SECRET). The message
+#    id is fresh on every paste, so ingest takes it as a new message; but the draft service treats
+#    the same text from the same customer within 5 minutes as a resend and creates nothing.
+BODY=$(printf '{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Ada Obi"},"wa_id":"2348012345678"}],"messages":[{"from":"2348012345678","id":"wamid.DEMO%s","timestamp":"%s","type":"text","text":{"body":"Hi! 2 gold hoops size 7 and the silver chain pls"}}]},"field":"messages"}]}]}' "$(date +%s%N)" "$(date +%s)")
+SIG=$(printf '%s' "$BODY" | openssl dgst -sha256 -hmac dev-meta-app-secret | awk '{print $NF}')
+curl -sS -X POST http://127.0.0.1:@INGEST_HTTP@/webhooks/whatsapp -H "X-Hub-Signature-256: sha256=$SIG" -H 'content-type: application/json' -d "$BODY"; echo
+
+# 2. A moment later it is a draft waiting for review: 2 x HOOP-G-7 and 1 x CHAIN-S, priced from the catalog.
+AGENT=$(target/debug/orderflow-token --tenant @TENANT@ --role agent --sub demo-agent); sleep 1
+grpcurl -plaintext -H "authorization: Bearer $AGENT" -d '{"statuses":["DRAFT_STATUS_PENDING_REVIEW"]}' 127.0.0.1:@DRAFT@ orderflow.draft.v1.DraftService/ListDrafts
+
+# 3. Approve the newest one: inventory reserves the stock, the order service creates exactly one order.
+DRAFT_ID=$(grpcurl -plaintext -H "authorization: Bearer $AGENT" -d '{"statuses":["DRAFT_STATUS_PENDING_REVIEW"],"page_size":1}' 127.0.0.1:@DRAFT@ orderflow.draft.v1.DraftService/ListDrafts | grep -m1 -o '"id": "[^"]*"' | cut -d'"' -f4)
+grpcurl -plaintext -H "authorization: Bearer $AGENT" -d "{\"id\":\"$DRAFT_ID\"}" 127.0.0.1:@DRAFT@ orderflow.draft.v1.DraftService/ApproveDraft | tee /tmp/orderflow-approved.json
+
+# 4. The order, by the code the approval returned (ORD-000001, ...), with its items and history:
+ORDER_CODE=$(grep -m1 -o '"orderCode": "[^"]*"' /tmp/orderflow-approved.json | cut -d'"' -f4)
+grpcurl -plaintext -H "authorization: Bearer $AGENT" -d "{\"id\":\"$ORDER_CODE\"}" 127.0.0.1:@ORDER@ orderflow.order.v1.OrderService/GetOrder
+
+EOF
+cat <<EOF
+[up] More (editing and rejecting drafts, payments, the order lifecycle, TikTok Shop): README.md, "Try it".
+[up] Ctrl-C stops everything this run started.
 
 EOF
 

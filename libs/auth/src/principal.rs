@@ -82,7 +82,10 @@ impl Principal {
         let needed = min.as_str();
         let allowed = match (self.role.tenant_rank(), min.tenant_rank()) {
             (Some(actual), Some(required)) => actual >= required,
-            (None, _) => self.role == Role::Service,
+            // A service acts for the tenant up to agent level (reserve, create, approve); what a
+            // manager or admin decides (cancel, restock, settings) needs a person.
+            (None, Some(required)) => self.role == Role::Service && required <= Role::Agent.tenant_rank().unwrap_or(1),
+            (None, None) => false,
             (Some(_), None) => false,
         };
         if !allowed {
@@ -147,7 +150,9 @@ mod tests {
             (Admin, Manager, true),
             (Admin, Admin, true),
             (Manager, Admin, false),
-            (Service, Admin, true),
+            (Service, Agent, true),
+            (Service, Manager, false),
+            (Service, Admin, false),
             (Operator, Viewer, false),
         ];
         for (caller, required, allowed) in table {

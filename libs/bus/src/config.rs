@@ -45,8 +45,10 @@ impl BusConfig {
             max_age: env.millis("ORDERFLOW_BUS_MAX_AGE_MS", Duration::from_secs(7 * 24 * 3600))?,
             duplicate_window: env.millis("ORDERFLOW_BUS_DUPLICATE_WINDOW_MS", Duration::from_secs(120))?,
             ack_wait: env.millis("ORDERFLOW_BUS_ACK_WAIT_MS", Duration::from_secs(30))?,
-            max_deliver: env.get("ORDERFLOW_BUS_MAX_DELIVER", 8)?,
-            redelivery_backoff: (0..6).map(|i| backoff_base * 2u32.pow(i)).collect(),
+            // With a 1 s base: 1, 2, 4 … 32, then 60 s between deliveries: twenty deliveries ride
+            // out about a quarter of an hour of a dependency being down before dead-lettering.
+            max_deliver: env.get("ORDERFLOW_BUS_MAX_DELIVER", 20)?,
+            redelivery_backoff: (0..7).map(|i| (backoff_base * 2u32.pow(i)).min(Duration::from_secs(60))).collect(),
             relay_poll: env.millis("ORDERFLOW_BUS_RELAY_POLL_MS", Duration::from_millis(20))?,
             outbox_retention: env.millis("ORDERFLOW_OUTBOX_RETENTION_MS", Duration::from_secs(24 * 3600))?,
             // Platforms retry for up to a week; keep processed ids a little longer than that.

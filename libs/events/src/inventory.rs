@@ -53,8 +53,8 @@ impl bus::Event for ReservationShortage {
     const VERSION: u32 = 1;
 }
 
-/// A reservation changed state (held, released, committed, restocked): for audits and for the
-/// order service to show what happened to an order's stock.
+/// A held reservation was released, committed or restocked: for audits and for the order service
+/// to show what happened to an order's stock (new holds are not announced: they are the hot path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservationChanged {
     pub reference: String,

@@ -33,7 +33,7 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         wiring.pool.clone(),
         spec,
         Arc::new(InventoryEvents),
-        consumer_metrics,
+        consumer_metrics.clone(),
         wiring.token(),
     );
     wiring.tasks.spawn("inventory events consumer", async move { Ok(consumer.await?) });
@@ -64,8 +64,6 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
     );
     wiring.metrics.with_registry(|registry| tiktok.breaker.register_metrics(registry));
     let codes = Arc::new(OrderCodes::default());
-    let consumer_metrics = bus::consumer::ConsumerMetrics::default();
-    consumer_metrics.register(&wiring.metrics);
     let notifications = bus::consumer::run(
         wiring.bus.clone(),
         wiring.pool.clone(),

@@ -184,7 +184,9 @@ async fn accept(
     body: Bytes,
     events: Vec<Normalized>,
 ) -> Result<webhooks::Outcome, WebhookError> {
-    let trace = telemetry::propagation::current_headers().into_iter().collect();
+    // The request's span: its trace context travels with every event the webhook produces.
+    let span = tracing::info_span!("webhook", platform = platform.as_str(), events = events.len());
+    let trace = span.in_scope(|| telemetry::propagation::current_headers().into_iter().collect());
     Ok(state.acceptor.accept(Submission { platform, body, events, trace }).await?)
 }
 
