@@ -70,7 +70,9 @@ fn rank(role: Role) -> Option<u8> {
 
 fn expected(role: Role, call: Call) -> tonic::Code {
     let allowed = match (role, least_role(call)) {
-        (Role::Service, _) => true,
+        // Services act for their tenant up to agent level; manager and admin decisions need a person.
+        (Role::Service, None) => true,
+        (Role::Service, Some(least)) => rank(least).is_some_and(|need| need <= 1),
         (_, None) => false,
         (role, Some(least)) => rank(role).zip(rank(least)).is_some_and(|(have, need)| have >= need),
     };
