@@ -76,7 +76,9 @@ pub async fn serve_grpc(listener: TcpListener, server: GrpcServer, token: Cancel
             health.set_service_status(service, ServingStatus::NotServing).await;
         }
     };
-    server.router.serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown).await?;
+    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms to small responses.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    server.router.serve_with_incoming_shutdown(incoming, shutdown).await?;
     Ok(())
 }
 
