@@ -217,6 +217,10 @@ for arg in "$@"; do
 done
 say "running cargo test${scope[*]:+ ${scope[*]}}${*:+ $*}"
 cargo test "${scope[@]}" "$@" || FAILED+=("cargo test")
+# The draft parser's exact-match rate on its corpus (the test asserts a floor; this prints the rate).
+if [[ $# -eq 0 ]]; then
+  cargo test --workspace --lib -q -- corpus --nocapture 2>/dev/null | grep -E '^parser corpus:' || true
+fi
 
 run_e2e || FAILED+=("end-to-end tests")
 
