@@ -194,8 +194,9 @@ run_e2e() {
 
 infra_ensure
 
-say "building (cargo build --workspace --tests)"
-cargo build --workspace --tests
+say "building (cargo build --workspace --bins --tests)"
+# --bins too: the e2e suite runs binaries (orderflow-token) of crates that have no integration tests.
+cargo build --workspace --bins --tests
 
 [[ -x "$ROOT/target/debug/orderflow-db-bootstrap" ]] ||
   die "target/debug/orderflow-db-bootstrap was not built (the workspace must provide that binary)"
