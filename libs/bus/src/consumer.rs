@@ -249,9 +249,8 @@ impl<H: Handler> Worker<H> {
         let span = tracing::info_span!("consume", consumer = %self.name, event_type = %envelope.event_type, event_id = %envelope.id);
         let trace: Vec<(String, String)> = envelope.trace.clone().into_iter().collect();
         telemetry::propagation::set_parent(&span, &trace);
-        let _entered = span.enter();
 
-        match self.apply(&envelope).await {
+        match tracing::Instrument::instrument(self.apply(&envelope), span).await {
             Ok(outcome) => {
                 let label = match outcome {
                     Outcome::Processed => "processed",
