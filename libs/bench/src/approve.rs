@@ -3,7 +3,7 @@
 //! CreateDraft; then (a) approvals across many SKUs, (b) 64 approvers on drafts sharing one hot SKU.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use proto::draft::v1 as pb;
@@ -48,12 +48,21 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
     let seconds = (window.warmup + window.measure).as_secs_f64();
 
     // (a) Spread: each draft has one to three of the 1,000 SKUs.
-    let spread_count = (1200.0 * seconds).ceil() as usize;
+    let spread_count = 300 + (1200.0 * seconds).ceil() as usize;
     let (spread_ids, create_rate) = create_drafts(&drafts, &agent, spread_count, |n| {
         let lines = 1 + n % 3;
         (0..lines).map(|line| (format!("SKU-{:05}", (n * 7 + line * 331) % SKUS), 1 + (n + line) as i64 % 2)).collect()
     })
     .await?;
+    // Approve a few hundred first, then statistics, so the runs see a database in service.
+    let (prewarm_ids, spread_ids) = {
+        let mut ids = spread_ids;
+        let rest = ids.split_off(ids.len().min(300));
+        (ids, rest)
+    };
+    let prewarm = drive::Window { warmup: Duration::ZERO, measure: Duration::from_secs(30) };
+    approve_all(&drafts, &agent, concurrency, prewarm, prewarm_ids).await;
+    stack.analyze().await?;
     let cpu = CpuReading::now();
     let spread = approve_all(&drafts, &agent, concurrency, window, spread_ids).await;
     let cpu_spread = CpuReading::now().since(&cpu);
@@ -63,7 +72,6 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
         window.measure.as_secs_f64()
     ));
     let spread_exhausted = spread.exhausted;
-    let spread_ok = spread.ok_total;
     rows(&mut a, spread, 1000.0, Some(50.0));
     a.note(format!("CPU during the run: {}", cpu_spread));
     a.note(format!(
@@ -81,6 +89,7 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
         vec![(HOT_SKU.to_string(), 1), (format!("SKU-{:05}", (n * 13) % SKUS), 1)]
     })
     .await?;
+    stack.analyze().await?;
     let cpu = CpuReading::now();
     let hot = approve_all(&drafts, &agent, HOT_APPROVERS, window, hot_ids).await;
     let cpu_hot = CpuReading::now().since(&cpu);
@@ -98,10 +107,12 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
         format!("{} / {}", thousands(hot_level.reserved as u64), thousands(hot_ok)),
         hot_level.reserved as u64 == hot_ok,
     );
+    let approved = stack.scalar("SELECT count(*) FROM draft.drafts WHERE status = 'approved'").await?;
+    let distinct = stack.scalar("SELECT count(DISTINCT (tenant_id, source_id)) FROM orders.orders").await?;
     b.check(
-        "orders = approvals (exactly one order per approved draft)",
-        format!("{} / {}", thousands(orders as u64), thousands(spread_ok + hot_ok)),
-        orders as u64 == spread_ok + hot_ok,
+        "orders = approved drafts = distinct draft ids on orders (one order each)",
+        format!("{} / {} / {}", thousands(orders as u64), thousands(approved as u64), thousands(distinct as u64)),
+        orders == approved && orders == distinct,
     );
     b.note(format!("CPU during the run: {}", cpu_hot));
     if hot_exhausted {

@@ -17,6 +17,15 @@ use tokio::time::Instant;
 
 use crate::figures::Latencies;
 
+/// A request unanswered this long counts as an error, so one stuck call cannot hang the bench.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn answered<Fut: Future<Output = Outcome>>(request: Fut) -> Outcome {
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or_else(|_| Outcome::Error(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))
+}
+
 /// What became of one request.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -145,7 +154,7 @@ where
                     break;
                 };
                 let sent = Instant::now();
-                let outcome = request.await;
+                let outcome = answered(request).await;
                 let answered = Instant::now();
                 if matches!(outcome, Outcome::Ok) {
                     run.ok_total += 1;
@@ -213,7 +222,7 @@ where
         let request = make(n, due);
         let measured = due >= measure_from;
         requests.spawn(async move {
-            let outcome = request.await;
+            let outcome = answered(request).await;
             drop(permit);
             (measured, outcome, Instant::now().saturating_duration_since(due))
         });

@@ -44,6 +44,18 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
     let poster = WebhookPoster::new(addr, options.client);
     let window = options.window(10.0);
     let concurrency = options.concurrency.unwrap_or(64);
+    // A first 2,000 webhooks, then statistics, so the runs see a database in service.
+    let prewarm = drive::Window { warmup: Duration::ZERO, measure: Duration::from_secs(1) };
+    let poster_prewarm = poster.clone();
+    drive::closed_loop(16, prewarm, move |n| {
+        (n < 2000).then(|| {
+            let poster = poster_prewarm.clone();
+            async move { poster.post_whatsapp(body("w", n)).await }
+        })
+    })
+    .await;
+    relay_drain(stack).await?;
+    stack.analyze().await?;
 
     // (a) Maximum throughput.
     let cpu = CpuReading::now();

@@ -41,6 +41,21 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
     let create_concurrency = options.concurrency.unwrap_or(32);
     let tenant = Uuid::new_v4();
     let service = Bearer::new(Some(tenant), testkit::Role::Service)?;
+    // Some orders first, then statistics, so the run sees a database in service.
+    let warm = Uuid::new_v4();
+    load_orders(&stack.admin, warm, 5000, Mix::Realistic).await?;
+    {
+        let channels = channels.clone();
+        let warm_service = Bearer::new(Some(warm), testkit::Role::Service)?;
+        let prewarm = drive::Window { warmup: std::time::Duration::ZERO, measure: std::time::Duration::from_secs(1) };
+        drive::closed_loop(create_concurrency, prewarm, move |n| {
+            let mut client = OrderServiceClient::new(channels[n as usize % channels.len()].clone());
+            let request = warm_service.request(create_request(n));
+            Some(async move { Outcome::of_grpc(client.create_order(request).await) })
+        })
+        .await;
+    }
+    stack.analyze().await?;
     let cpu = CpuReading::now();
     let created = {
         let channels = channels.clone();

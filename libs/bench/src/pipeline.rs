@@ -128,6 +128,7 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
         anyhow::anyhow!("warm-up: only {seen} of {warm} messages became drafts (do the texts still parse?)")
     })?;
     let warm_took = warm_started.elapsed();
+    stack.analyze().await?;
 
     // (a) Latency at a fixed rate.
     let rate = options.rate.unwrap_or(1000.0);

@@ -51,6 +51,18 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
         async move { Outcome::of_grpc(client.reserve(request).await) }
     };
 
+    // A second of reservations, then statistics, so the runs see a database in service.
+    {
+        let (channels, reserve) = (channels.clone(), reserve.clone());
+        let prewarm = drive::Window { warmup: Duration::ZERO, measure: Duration::from_secs(1) };
+        drive::closed_loop(concurrency, prewarm, move |n| {
+            let sku = format!("SKU-{:05}", fastrand::usize(..SPREAD_SKUS));
+            Some(reserve(&channels, n, "prewarm", sku))
+        })
+        .await;
+    }
+    stack.analyze().await?;
+
     let cpu = CpuReading::now();
     let spread = {
         let (channels, reserve) = (channels.clone(), reserve.clone());

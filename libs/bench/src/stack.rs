@@ -155,6 +155,16 @@ impl Stack {
         Ok(())
     }
 
+    /// Gives every table of the run's database its statistics, as autovacuum would within a
+    /// minute or two of the first writes. Without it, the first minute runs on plans made for
+    /// empty tables: a service's long-lived connections cache generic plans of their prepared
+    /// statements (sequential scans of what was empty at start-up) until the first ANALYZE
+    /// invalidates them, and a fresh database would be measured, not one in service.
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        sqlx::query("ANALYZE").execute(&self.admin).await.context("analyze the run's database")?;
+        Ok(())
+    }
+
     /// The tables read most by sequential scans in this run's database (rows read, scans): a
     /// missing index shows here first.
     pub async fn sequential_reads(&self) -> String {
@@ -183,10 +193,24 @@ impl Stack {
     }
 }
 
-/// A superuser pool on `database`.
+/// A superuser pool on `database`, for the bench's own reads (counts, polls).
+///
+/// Its sessions never plan a sequential scan where an index serves: the bench polls tables
+/// that grow from empty during the run, and a plan made when a table was tiny would make every
+/// later poll read the whole table, taking CPU from the services being measured.
 pub async fn admin_pool(database: &str, connections: u32) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = testkit::admin_url().parse()?;
-    Ok(PgPoolOptions::new().max_connections(connections).connect_with(options.database(database)).await?)
+    Ok(PgPoolOptions::new()
+        .max_connections(connections)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute("SET enable_seqscan = off; SET plan_cache_mode = force_custom_plan").await?;
+                Ok(())
+            })
+        })
+        .connect_with(options.database(database))
+        .await?)
 }
 
 /// `n` HTTP/2 connections to a gRPC server; callers take them round-robin, as several client
