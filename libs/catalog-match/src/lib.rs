@@ -7,6 +7,8 @@
 //! Name tokens count fully, attribute tokens (size, colour, material) at 0.6. The item's score
 //! mixes how much of the query matched with how much of the item's name was covered.
 
+use std::collections::HashMap;
+
 /// Words that carry no product meaning in order messages.
 const STOPWORDS: &[&str] = &[
     "a", "an", "the", "and", "of", "for", "with", "in", "pls", "please", "plz", "i", "want", "need", "would", "like",
@@ -83,9 +85,9 @@ pub struct IndexItem {
 #[derive(Debug, Clone)]
 struct Entry {
     sku: String,
-    sku_normalized: String,
-    name_tokens: Vec<String>,
-    attribute_tokens: Vec<String>,
+    /// Ids into the index's vocabulary, in the order the words appear.
+    name_tokens: Vec<u32>,
+    attribute_tokens: Vec<u32>,
 }
 
 /// A scored match.
@@ -96,24 +98,46 @@ pub struct Match<'a> {
     pub score: f32,
 }
 
-/// A tenant's catalog prepared for matching.
+/// A tenant's catalog prepared for matching: an inverted index from each distinct word to the
+/// items that use it. A search compares the query's words with the vocabulary once (a catalog of
+/// 10,000 SKUs has a few hundred distinct words) and scores only the items that share a similar
+/// word; every other item scores 0 and could never pass a positive threshold.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogIndex {
     entries: Vec<Entry>,
+    vocabulary: Vec<String>,
+    /// For each vocabulary word, the entries using it (ascending, no repeats).
+    postings: Vec<Vec<u32>>,
+    /// Entry positions by SKU with punctuation and spaces removed ("hoop-g-7" → "hoopg7").
+    by_compact_sku: HashMap<String, Vec<u32>>,
 }
 
 impl CatalogIndex {
     pub fn new(items: impl IntoIterator<Item = IndexItem>) -> Self {
-        let entries = items
-            .into_iter()
-            .map(|item| Entry {
-                sku_normalized: normalize(&item.sku).split_whitespace().collect::<Vec<_>>().join(""),
-                name_tokens: tokens(&item.name),
-                attribute_tokens: item.attributes.iter().flat_map(|(_, value)| tokens(value)).collect(),
-                sku: item.sku,
-            })
-            .collect();
-        Self { entries }
+        let mut index = Self::default();
+        let mut word_ids: HashMap<String, u32> = HashMap::new();
+        for item in items {
+            let position = index.entries.len() as u32;
+            let mut intern = |word: String| -> u32 {
+                let id = *word_ids.entry(word).or_insert_with_key(|word| {
+                    index.vocabulary.push(word.clone());
+                    index.postings.push(Vec::new());
+                    (index.vocabulary.len() - 1) as u32
+                });
+                let posting = &mut index.postings[id as usize];
+                if posting.last() != Some(&position) {
+                    posting.push(position);
+                }
+                id
+            };
+            let name_tokens = tokens(&item.name).into_iter().map(&mut intern).collect();
+            let attribute_tokens =
+                item.attributes.iter().flat_map(|(_, value)| tokens(value)).map(&mut intern).collect();
+            let compact_sku = normalize(&item.sku).split_whitespace().collect::<String>();
+            index.by_compact_sku.entry(compact_sku).or_default().push(position);
+            index.entries.push(Entry { sku: item.sku, name_tokens, attribute_tokens });
+        }
+        index
     }
 
     pub fn len(&self) -> usize {
@@ -130,36 +154,58 @@ impl CatalogIndex {
         if query_tokens.is_empty() {
             return Vec::new();
         }
-        let compact_query: String = query_tokens.concat();
-        let mut matches: Vec<Match<'_>> = self
-            .entries
+        // similarity[q][word]: each query word against each distinct catalog word, computed once.
+        let similarity: Vec<Vec<f32>> = query_tokens
             .iter()
-            .filter_map(|entry| {
-                let score = if entry.sku_normalized == compact_query { 1.0 } else { score(&query_tokens, entry) };
-                (score >= min_score).then_some(Match { sku: &entry.sku, score })
-            })
+            .map(|q| self.vocabulary.iter().map(|word| token_similarity(q, word)).collect())
             .collect();
+        let mut candidate = vec![min_score <= 0.0; self.entries.len()];
+        for row in &similarity {
+            for (word, s) in row.iter().enumerate() {
+                if *s > 0.0 {
+                    for position in &self.postings[word] {
+                        candidate[*position as usize] = true;
+                    }
+                }
+            }
+        }
+        let exact_sku = self.by_compact_sku.get(&query_tokens.concat());
+        let mut covered = Vec::new();
+        let mut matches: Vec<Match<'_>> = Vec::new();
+        for (position, entry) in self.entries.iter().enumerate() {
+            let is_exact_sku = exact_sku.is_some_and(|found| found.contains(&(position as u32)));
+            if !candidate[position] && !is_exact_sku {
+                continue;
+            }
+            let score = if is_exact_sku { 1.0 } else { score(&similarity, entry, &mut covered) };
+            if score >= min_score {
+                matches.push(Match { sku: &entry.sku, score });
+            }
+        }
         matches.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.sku.cmp(b.sku)));
         matches.truncate(limit);
         matches
     }
 }
 
-fn score(query: &[String], entry: &Entry) -> f32 {
+/// Per query word, the best similarity to any of the item's words (attribute words count 0.6);
+/// mixed with how much of the item's name the query covered.
+fn score(similarity: &[Vec<f32>], entry: &Entry, covered: &mut Vec<bool>) -> f32 {
+    covered.clear();
+    covered.resize(entry.name_tokens.len(), false);
     let mut query_total = 0.0;
-    let mut covered = vec![false; entry.name_tokens.len()];
-    for q in query {
+    for row in similarity {
         let mut best = 0.0f32;
         let mut best_name = None;
-        for (index, name_token) in entry.name_tokens.iter().enumerate() {
-            let s = token_similarity(q, name_token);
+        for (index, word) in entry.name_tokens.iter().enumerate() {
+            let s = row[*word as usize];
             if s > best {
                 best = s;
                 best_name = Some(index);
             }
         }
-        for attribute in &entry.attribute_tokens {
-            let s = 0.6 * token_similarity(q, attribute);
+        for word in &entry.attribute_tokens {
+            let s = 0.6 * row[*word as usize];
             if s > best {
                 best = s;
                 best_name = None;
@@ -170,7 +216,7 @@ fn score(query: &[String], entry: &Entry) -> f32 {
         }
         query_total += best;
     }
-    let query_score = query_total / query.len() as f32;
+    let query_score = query_total / similarity.len() as f32;
     let coverage =
         if covered.is_empty() { 0.0 } else { covered.iter().filter(|c| **c).count() as f32 / covered.len() as f32 };
     0.7 * query_score + 0.3 * coverage
@@ -185,31 +231,48 @@ pub fn token_similarity(a: &str, b: &str) -> f32 {
         return 0.95;
     }
     let shorter = a.len().min(b.len());
-    let distance = edit_distance(a, b);
+    if shorter < 3 {
+        return 0.0;
+    }
     let mut best: f32 = 0.0;
-    if shorter >= 4 && distance <= 1 {
-        best = best.max(0.8);
+    if a.starts_with(b) || b.starts_with(a) {
+        best = 0.75;
     }
-    if shorter >= 7 && distance <= 2 {
-        best = best.max(0.6);
-    }
-    if shorter >= 3 && (a.starts_with(b) || b.starts_with(a)) {
-        best = best.max(0.75);
+    // Edits only count for words of 4+ letters. Lengths here are in bytes (up to 4 per char), so
+    // this only skips pairs whose character counts surely differ by more than 2.
+    if shorter >= 4 && a.len().abs_diff(b.len()) <= 2 * 4 {
+        let distance = edit_distance(a, b);
+        if distance <= 1 {
+            best = best.max(0.8);
+        }
+        if shorter >= 7 && distance <= 2 {
+            best = best.max(0.6);
+        }
     }
     best
 }
 
+/// Longest word the edit distance is computed for; longer words only match exactly or by prefix.
+const MAX_EDIT_LEN: usize = 32;
+
 /// Optimal string alignment distance (Levenshtein plus adjacent transpositions), bounded to
-/// short words so it stays cheap.
+/// short words so it stays cheap; `usize::MAX` when the lengths differ by more than 2.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > 2 || a.len() > 32 || b.len() > 32 {
+    let mut a_chars = ['\0'; MAX_EDIT_LEN];
+    let mut b_chars = ['\0'; MAX_EDIT_LEN];
+    let (Some(a_len), Some(b_len)) = (fill(&mut a_chars, a), fill(&mut b_chars, b)) else {
+        return usize::MAX;
+    };
+    if a_len.abs_diff(b_len) > 2 {
         return usize::MAX;
     }
-    let mut previous2 = vec![0usize; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0usize; b.len() + 1];
+    let (a, b) = (&a_chars[..a_len], &b_chars[..b_len]);
+    let mut previous2 = [0usize; MAX_EDIT_LEN + 1];
+    let mut previous = [0usize; MAX_EDIT_LEN + 1];
+    let mut current = [0usize; MAX_EDIT_LEN + 1];
+    for (j, cell) in previous.iter_mut().enumerate().take(b.len() + 1) {
+        *cell = j;
+    }
     for i in 1..=a.len() {
         current[0] = i;
         for j in 1..=b.len() {
@@ -223,6 +286,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
         std::mem::swap(&mut previous, &mut current);
     }
     previous[b.len()]
+}
+
+/// Copies the word's characters into `buffer`; `None` when it is longer than the buffer.
+fn fill(buffer: &mut [char; MAX_EDIT_LEN], word: &str) -> Option<usize> {
+    let mut len = 0;
+    for c in word.chars() {
+        *buffer.get_mut(len)? = c;
+        len += 1;
+    }
+    Some(len)
 }
 
 #[cfg(test)]
@@ -281,6 +354,100 @@ mod tests {
         let index = catalog();
         let found = index.search("silver hoops", 2, 0.3);
         assert_eq!(found[0].sku, "HOOP-S-7");
+    }
+
+    /// The ranking as first written: every item scored against the query, word by word.
+    fn brute_force(items: &[IndexItem], query: &str, limit: usize, min_score: f32) -> Vec<(String, f32)> {
+        let query_tokens = tokens(query);
+        if query_tokens.is_empty() {
+            return Vec::new();
+        }
+        let mut found: Vec<(String, f32)> = items
+            .iter()
+            .filter_map(|item| {
+                let compact_sku: String = normalize(&item.sku).split_whitespace().collect();
+                let name = tokens(&item.name);
+                let attributes: Vec<String> = item.attributes.iter().flat_map(|(_, v)| tokens(v)).collect();
+                let score = if compact_sku == query_tokens.concat() {
+                    1.0
+                } else {
+                    let mut covered = vec![false; name.len()];
+                    let mut total = 0.0;
+                    for q in &query_tokens {
+                        let (mut best, mut best_name) = (0.0f32, None);
+                        for (i, word) in name.iter().enumerate() {
+                            let s = token_similarity(q, word);
+                            if s > best {
+                                (best, best_name) = (s, Some(i));
+                            }
+                        }
+                        for word in &attributes {
+                            let s = 0.6 * token_similarity(q, word);
+                            if s > best {
+                                (best, best_name) = (s, None);
+                            }
+                        }
+                        if let Some(i) = best_name {
+                            covered[i] = true;
+                        }
+                        total += best;
+                    }
+                    let coverage = if covered.is_empty() {
+                        0.0
+                    } else {
+                        covered.iter().filter(|c| **c).count() as f32 / covered.len() as f32
+                    };
+                    0.7 * (total / query_tokens.len() as f32) + 0.3 * coverage
+                };
+                (score >= min_score).then(|| (item.sku.clone(), score))
+            })
+            .collect();
+        found.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        found.truncate(limit);
+        found
+    }
+
+    #[test]
+    fn the_inverted_index_ranks_exactly_as_scoring_every_item() {
+        let styles = ["Twisted", "Dainty", "Vintage", "Boho", "Royal", "Crème", "Ocean"];
+        let materials = ["Gold", "Silver", "Rose Gold", "Pearl", "Leather", "Linen"];
+        let kinds = ["Hoop Earrings", "Chain Necklace", "Beaded Bracelet", "Tote Bag", "T-Shirt", "Brooch"];
+        let colours = ["black", "blue", "gold", "white"];
+        let items: Vec<IndexItem> = (0..1500)
+            .map(|i| {
+                let kind = kinds[i % kinds.len()];
+                let material = materials[(i / kinds.len()) % materials.len()];
+                let style = styles[(i / (kinds.len() * materials.len())) % styles.len()];
+                let size = ["5", "7", "M", "XL"][i % 4];
+                item(
+                    &format!("{}-{i:04}", &kind[..3].to_uppercase()),
+                    &format!("{style} {material} {kind}"),
+                    &[("size", size), ("colour", colours[(i * 3) % colours.len()])],
+                )
+            })
+            .collect();
+        let index = CatalogIndex::new(items.clone());
+        let queries = [
+            "gold hoop",
+            "twisted gold hoops size 7",
+            "silvr chian necklace",
+            "rose gold",
+            "creme brooch",
+            "blue tee XL",
+            "leathr tote",
+            "HOO-0006",
+            "brac",
+            "nothing like it",
+            "",
+        ];
+        for query in queries {
+            for (limit, min_score) in [(10, 0.35), (3, 0.6), (2000, 0.0)] {
+                let expected = brute_force(&items, query, limit, min_score);
+                let found: Vec<(String, f32)> =
+                    index.search(query, limit, min_score).into_iter().map(|m| (m.sku.to_string(), m.score)).collect();
+                assert_eq!(found, expected, "{query} limit {limit} min {min_score}");
+            }
+        }
     }
 
     #[test]
