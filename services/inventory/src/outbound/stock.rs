@@ -73,31 +73,59 @@ pub async fn get_reservation(
     reference: &str,
     lock: bool,
 ) -> Result<Option<Reservation>, DbError> {
-    let row: Option<(String, OffsetDateTime)> = sqlx::query_as(&format!(
-        "SELECT status, created_at FROM reservations WHERE tenant_id = $1 AND reference = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
+    Ok(get_reservations(conn, &[(tenant_id, reference)], lock).await?.remove(&(tenant_id, reference.to_string())))
+}
+
+/// Loads the reservations of several references in two round trips (one when none exists, the
+/// common case for a batch of new approvals), keyed by tenant and reference.
+pub async fn get_reservations(
+    conn: &mut PgConnection,
+    keys: &[(Uuid, &str)],
+    lock: bool,
+) -> Result<HashMap<(Uuid, String), Reservation>, DbError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
+    let references: Vec<&str> = keys.iter().map(|(_, r)| *r).collect();
+    let headers: Vec<(Uuid, String, String, OffsetDateTime)> = sqlx::query_as(&format!(
+        "SELECT r.tenant_id, r.reference, r.status, r.created_at FROM reservations r
+         JOIN UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, reference)
+           ON r.tenant_id = k.tenant_id AND r.reference = k.reference
+         ORDER BY r.tenant_id, r.reference{}",
+        if lock { " FOR UPDATE OF r" } else { "" }
     ))
-    .bind(tenant_id)
-    .bind(reference)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((status, created_at)) = row else { return Ok(None) };
-    let lines: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT sku, location, quantity FROM reservation_items WHERE tenant_id = $1 AND reference = $2 ORDER BY sku, location",
-    )
-    .bind(tenant_id)
-    .bind(reference)
+    .bind(&tenants)
+    .bind(&references)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(Some(Reservation {
-        reference: reference.to_string(),
-        status: Status::parse(&status).ok_or_else(|| DbError::Internal(format!("unknown status {status}")))?,
-        lines: lines
-            .into_iter()
-            .map(|(sku, location, quantity)| Line { key: StockKey { sku, location }, quantity })
-            .collect(),
-        created_at,
-    }))
+    if headers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found_tenants: Vec<Uuid> = headers.iter().map(|h| h.0).collect();
+    let found_references: Vec<&str> = headers.iter().map(|h| h.1.as_str()).collect();
+    let lines: Vec<(Uuid, String, String, String, i64)> = sqlx::query_as(
+        "SELECT i.tenant_id, i.reference, i.sku, i.location, i.quantity FROM reservation_items i
+         JOIN UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, reference)
+           ON i.tenant_id = k.tenant_id AND i.reference = k.reference
+         ORDER BY i.tenant_id, i.reference, i.sku, i.location",
+    )
+    .bind(&found_tenants)
+    .bind(&found_references)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut reservations = HashMap::with_capacity(headers.len());
+    for (tenant_id, reference, status, created_at) in headers {
+        let status = Status::parse(&status).ok_or_else(|| DbError::Internal(format!("unknown status {status}")))?;
+        let reservation = Reservation { reference: reference.clone(), status, lines: Vec::new(), created_at };
+        reservations.insert((tenant_id, reference), reservation);
+    }
+    for (tenant_id, reference, sku, location, quantity) in lines {
+        if let Some(reservation) = reservations.get_mut(&(tenant_id, reference)) {
+            reservation.lines.push(Line { key: StockKey { sku, location }, quantity });
+        }
+    }
+    Ok(reservations)
 }
 
 /// Reserves a batch of requests in one transaction, each all-or-nothing, in arrival order.
@@ -127,6 +155,7 @@ pub async fn reserve_batch(
     .bind(&lock_references)
     .execute(&mut *conn)
     .await?;
+    let mut existing = get_reservations(conn, &references, true).await?;
     let mut first_in_batch: HashMap<(Uuid, &str), usize> = HashMap::new();
     for (index, job) in jobs.iter().enumerate() {
         if let Some(&first) = first_in_batch.get(&(job.tenant_id, job.reference.as_str())) {
@@ -135,7 +164,7 @@ pub async fn reserve_batch(
             continue;
         }
         first_in_batch.insert((job.tenant_id, job.reference.as_str()), index);
-        match get_reservation(conn, job.tenant_id, &job.reference, true).await? {
+        match existing.remove(&(job.tenant_id, job.reference.clone())) {
             Some(existing) if !same_lines(&existing.lines, &job.lines) => {
                 outcomes[index] = Some(Err(ReserveError::ReferenceReused(job.reference.clone())));
             }
