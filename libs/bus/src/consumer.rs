@@ -1,7 +1,14 @@
 //! Durable pull consumers: explicit ack, idempotent through the inbox, bounded redelivery with
 //! backoff, then the dead-letter stream. A message is acked only after its effect committed, and
 //! is never dropped: it is processed, redelivered, or parked in the dead-letter stream with why.
+//!
+//! A [`Handler`] takes one event per transaction ([`run`]). A [`BatchHandler`] takes whatever a
+//! lane has waiting, up to a limit, in one transaction ([`run_batched`]): one durable commit costs
+//! about 3 ms here, so one commit per message caps a consumer near a few hundred messages per
+//! second per lane. Every event of a batch still gets its own inbox row in that transaction and
+//! its own ack, nak or dead letter; one that fails on its own does not fail the others.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -15,12 +22,13 @@ use prometheus_client::metrics::family::Family;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::publisher::{Outgoing, headers};
 use crate::{Bus, Envelope, Error};
 
 /// What a handler tells the consumer about a failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HandlerError {
     /// Worth trying again later (a dependency is down, a conflict): redelivered with backoff.
     #[error("transient: {0}")]
@@ -59,6 +67,42 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
 }
 
+/// What [`BatchHandler::handle_batch`] answers when the transaction is still usable: one result
+/// per event, in order.
+pub type BatchResults = Vec<Result<(), HandlerError>>;
+
+/// Applies several events' effects inside one transaction (which also records their inbox rows).
+pub trait BatchHandler: Send + Sync + 'static {
+    /// `events` are new to this consumer (duplicates are already filtered out), in delivery order;
+    /// one aggregate's events keep their order, so a later event sees what an earlier one wrote.
+    ///
+    /// `Ok(results)`: the transaction is still usable. An event whose result is an error must
+    /// have written nothing; it alone is retried or dead-lettered and the others commit.
+    /// `Err`: the transaction is unusable (a statement failed); the consumer rolls it back and
+    /// handles each event again in a transaction of its own, so only the culprit fails.
+    fn handle_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [&'a Envelope],
+    ) -> impl Future<Output = Result<BatchResults, HandlerError>> + Send + 'a;
+}
+
+/// A [`Handler`] run as batches of one: the transaction is unusable after any error.
+struct OneAtATime<H>(Arc<H>);
+
+impl<H: Handler> BatchHandler for OneAtATime<H> {
+    async fn handle_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [&'a Envelope],
+    ) -> Result<BatchResults, HandlerError> {
+        for event in events {
+            self.0.handle(tx, event).await?;
+        }
+        Ok(events.iter().map(|_| Ok(())).collect())
+    }
+}
+
 /// One durable consumer of one service.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -95,13 +139,28 @@ impl ConsumerMetrics {
     }
 }
 
-/// Creates (or updates) the durable consumer and processes messages until `token` is cancelled.
-/// On cancellation it stops fetching, lets every lane finish its message in flight, and returns.
+/// Creates (or updates) the durable consumer and processes messages, one per transaction, until
+/// `token` is cancelled. On cancellation it stops fetching, lets every lane finish its message in
+/// flight, and returns.
 pub async fn run<H: Handler>(
     bus: Bus,
     pool: PgPool,
     spec: ConsumerSpec,
     handler: Arc<H>,
+    metrics: ConsumerMetrics,
+    token: CancellationToken,
+) -> Result<(), Error> {
+    run_batched(bus, pool, spec, 1, Arc::new(OneAtATime(handler)), metrics, token).await
+}
+
+/// As [`run`], but each lane hands whatever it has waiting, up to `max_batch` messages, to the
+/// handler in one transaction. Under light load a batch is one message, so latency stays low.
+pub async fn run_batched<B: BatchHandler>(
+    bus: Bus,
+    pool: PgPool,
+    spec: ConsumerSpec,
+    max_batch: usize,
+    handler: Arc<B>,
     metrics: ConsumerMetrics,
     token: CancellationToken,
 ) -> Result<(), Error> {
@@ -137,10 +196,11 @@ pub async fn run<H: Handler>(
     };
 
     let lanes = spec.lanes.max(1);
+    let max_batch = max_batch.max(1);
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..lanes {
-        let (tx, mut rx) = mpsc::channel::<async_nats::jetstream::Message>(32);
+        let (tx, mut rx) = mpsc::channel::<async_nats::jetstream::Message>(32.max(2 * max_batch));
         senders.push(tx);
         let worker = Worker {
             bus: bus.clone(),
@@ -150,8 +210,15 @@ pub async fn run<H: Handler>(
             metrics: metrics.clone(),
         };
         workers.spawn(async move {
-            while let Some(message) = rx.recv().await {
-                worker.process(message).await;
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(message) => batch.push(message),
+                        Err(_) => break,
+                    }
+                }
+                worker.process(batch).await;
             }
         });
     }
@@ -215,42 +282,90 @@ fn lane_of(message: &async_nats::jetstream::Message, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
-struct Worker<H> {
+struct Worker<B> {
     bus: Bus,
     pool: PgPool,
     name: String,
-    handler: Arc<H>,
+    handler: Arc<B>,
     metrics: ConsumerMetrics,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Processed,
     Duplicate,
 }
 
-impl<H: Handler> Worker<H> {
-    async fn process(&self, message: async_nats::jetstream::Message) {
-        let (delivered, stream_sequence) = message
-            .info()
-            .map(|info| (u32::try_from(info.delivered).unwrap_or(u32::MAX), info.stream_sequence))
-            .unwrap_or((1, 0));
-        if delivered > self.bus.config().max_deliver {
-            // Delivered this often without an answer: the consumer likely crashed on it each time.
-            let reason = format!("delivered {delivered} times without being handled (the consumer may crash on it)");
-            return self.dead_letter(&message, &reason, delivered, stream_sequence).await;
-        }
-        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                let reason = format!("not an orderflow envelope: {err}");
-                return self.dead_letter(&message, &reason, delivered, stream_sequence).await;
-            }
-        };
-        let span = tracing::info_span!("consume", consumer = %self.name, event_type = %envelope.event_type, event_id = %envelope.id);
-        let trace: Vec<(String, String)> = envelope.trace.clone().into_iter().collect();
-        telemetry::propagation::set_parent(&span, &trace);
+/// Why a batch's transaction did not commit.
+enum Failed {
+    /// Not the events' doing (Postgres unreachable, the commit failed): every event gets it.
+    Batch(HandlerError),
+    /// The handler broke the transaction: one of the events may be the culprit.
+    Handler(HandlerError),
+}
 
-        match tracing::Instrument::instrument(self.apply(&envelope), span).await {
+impl Failed {
+    fn batch(err: sqlx::Error) -> Self {
+        Failed::Batch(err.into())
+    }
+}
+
+/// A message of a batch that is an envelope and may still be handled.
+struct Delivery {
+    message: async_nats::jetstream::Message,
+    envelope: Envelope,
+    delivered: u32,
+    stream_sequence: u64,
+}
+
+impl<B: BatchHandler> Worker<B> {
+    async fn process(&self, batch: Vec<async_nats::jetstream::Message>) {
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for message in batch {
+            let (delivered, stream_sequence) = message
+                .info()
+                .map(|info| (u32::try_from(info.delivered).unwrap_or(u32::MAX), info.stream_sequence))
+                .unwrap_or((1, 0));
+            if delivered > self.bus.config().max_deliver {
+                // Delivered this often without an answer: the consumer likely crashed on it each time.
+                let reason =
+                    format!("delivered {delivered} times without being handled (the consumer may crash on it)");
+                self.dead_letter(&message, &reason, delivered, stream_sequence).await;
+                continue;
+            }
+            match serde_json::from_slice::<Envelope>(&message.payload) {
+                Ok(envelope) => deliveries.push(Delivery { message, envelope, delivered, stream_sequence }),
+                Err(err) => {
+                    let reason = format!("not an orderflow envelope: {err}");
+                    self.dead_letter(&message, &reason, delivered, stream_sequence).await;
+                }
+            }
+        }
+        if deliveries.is_empty() {
+            return;
+        }
+
+        let span = match deliveries.as_slice() {
+            [one] => {
+                let span = tracing::info_span!("consume", consumer = %self.name, event_type = %one.envelope.event_type, event_id = %one.envelope.id);
+                let trace: Vec<(String, String)> = one.envelope.trace.clone().into_iter().collect();
+                telemetry::propagation::set_parent(&span, &trace);
+                span
+            }
+            many => tracing::info_span!("consume", consumer = %self.name, events = many.len()),
+        };
+        let envelopes: Vec<&Envelope> = deliveries.iter().map(|d| &d.envelope).collect();
+        let outcomes = tracing::Instrument::instrument(self.apply(&envelopes), span).await;
+        for (delivery, outcome) in deliveries.iter().zip(outcomes) {
+            self.settle(delivery, outcome).await;
+        }
+    }
+
+    /// Acks, naks with backoff, or dead-letters one message after its batch committed or failed.
+    async fn settle(&self, delivery: &Delivery, outcome: Result<Outcome, HandlerError>) {
+        let Delivery { message, delivered, stream_sequence, .. } = delivery;
+        let (delivered, stream_sequence) = (*delivered, *stream_sequence);
+        match outcome {
             Ok(outcome) => {
                 let label = match outcome {
                     Outcome::Processed => "processed",
@@ -264,7 +379,7 @@ impl<H: Handler> Worker<H> {
             }
             Err(HandlerError::Transient(reason)) if delivered < self.bus.config().max_deliver => {
                 let delay = self.bus.config().backoff_after(delivered);
-                tracing::warn!(%reason, delivered, ?delay, "handler failed; will be redelivered");
+                tracing::warn!(consumer = %self.name, event_id = %delivery.envelope.id, %reason, delivered, ?delay, "handler failed; will be redelivered");
                 self.metrics.count(&self.name, "retried");
                 if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
                     tracing::warn!(error = %err, "nak failed; JetStream redelivers after ack_wait");
@@ -272,32 +387,107 @@ impl<H: Handler> Worker<H> {
             }
             Err(HandlerError::Transient(reason)) => {
                 let reason = format!("gave up after {delivered} deliveries: {reason}");
-                self.dead_letter(&message, &reason, delivered, stream_sequence).await;
+                self.dead_letter(message, &reason, delivered, stream_sequence).await;
             }
             Err(HandlerError::Permanent(reason)) => {
-                self.dead_letter(&message, &reason, delivered, stream_sequence).await;
+                self.dead_letter(message, &reason, delivered, stream_sequence).await;
             }
         }
     }
 
-    /// The inbox row and the effect commit together, or neither does.
-    async fn apply(&self, envelope: &Envelope) -> Result<Outcome, HandlerError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&self.name)
-            .bind(envelope.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
-            return Ok(Outcome::Duplicate);
+    /// One outcome per envelope. The same event twice in one batch is handled once: the copy
+    /// shares the first one's fate (a duplicate when it committed, its error when it failed).
+    async fn apply(&self, envelopes: &[&Envelope]) -> Vec<Result<Outcome, HandlerError>> {
+        let mut unique: Vec<&Envelope> = Vec::with_capacity(envelopes.len());
+        let mut first_of: HashMap<Uuid, usize> = HashMap::new();
+        let slots: Vec<(usize, bool)> = envelopes
+            .iter()
+            .map(|envelope| match first_of.get(&envelope.id) {
+                Some(&slot) => (slot, true),
+                None => {
+                    first_of.insert(envelope.id, unique.len());
+                    unique.push(envelope);
+                    (unique.len() - 1, false)
+                }
+            })
+            .collect();
+        let outcomes = match self.apply_once(&unique).await {
+            Ok(outcomes) => outcomes,
+            Err(Failed::Batch(err)) => unique.iter().map(|_| Err(err.clone())).collect(),
+            Err(Failed::Handler(err)) if unique.len() == 1 => vec![Err(err)],
+            Err(Failed::Handler(err)) => {
+                // Something in the batch broke the transaction: each event alone, so that only
+                // the culprit fails.
+                tracing::debug!(consumer = %self.name, error = %err, events = unique.len(), "batch failed; handling its events one by one");
+                let mut outcomes = Vec::with_capacity(unique.len());
+                for envelope in &unique {
+                    outcomes.push(match self.apply_once(std::slice::from_ref(envelope)).await {
+                        Ok(mut one) => one.pop().unwrap_or(Err(HandlerError::Permanent("no outcome".into()))),
+                        Err(Failed::Batch(err) | Failed::Handler(err)) => Err(err),
+                    });
+                }
+                outcomes
+            }
+        };
+        slots
+            .into_iter()
+            .map(|(slot, copy)| match (&outcomes[slot], copy) {
+                (Ok(_), true) => Ok(Outcome::Duplicate),
+                (outcome, _) => outcome.clone(),
+            })
+            .collect()
+    }
+
+    /// The inbox rows and the effects commit together, or none does. One outcome per envelope
+    /// unless the transaction as a whole failed.
+    async fn apply_once(&self, envelopes: &[&Envelope]) -> Result<Vec<Result<Outcome, HandlerError>>, Failed> {
+        let mut tx = self.pool.begin().await.map_err(Failed::batch)?;
+        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+        let inserted: HashSet<Uuid> = sqlx::query_scalar(
+            "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&self.name)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Failed::batch)?
+        .into_iter()
+        .collect();
+        let fresh: Vec<&Envelope> = envelopes.iter().copied().filter(|e| inserted.contains(&e.id)).collect();
+        if fresh.is_empty() {
+            return Ok(envelopes.iter().map(|_| Ok(Outcome::Duplicate)).collect());
         }
-        self.handler.handle(&mut tx, envelope).await?;
-        tx.commit().await?;
+        let results = self.handler.handle_batch(&mut tx, &fresh).await.map_err(Failed::Handler)?;
+        if results.len() != fresh.len() {
+            return Err(Failed::Handler(HandlerError::Permanent(format!(
+                "handler answered {} results for {} events",
+                results.len(),
+                fresh.len()
+            ))));
+        }
+        let mut by_id: HashMap<Uuid, Result<(), HandlerError>> = fresh.iter().map(|e| e.id).zip(results).collect();
+        let failed: Vec<Uuid> = by_id.iter().filter(|(_, r)| r.is_err()).map(|(id, _)| *id).collect();
+        if !failed.is_empty() {
+            // Their inbox rows go too, so that their redelivery is handled, not taken as a duplicate.
+            sqlx::query("DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2)")
+                .bind(&self.name)
+                .bind(&failed)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| Failed::Handler(err.into()))?;
+        }
+        tx.commit().await.map_err(Failed::batch)?;
         if failpoints::any_armed() {
             failpoints::hit(&format!("bus.consumer.after_commit:{}", self.name));
         }
-        Ok(Outcome::Processed)
+        Ok(envelopes
+            .iter()
+            .map(|e| match by_id.remove(&e.id) {
+                Some(Ok(())) => Ok(Outcome::Processed),
+                Some(Err(err)) => Err(err),
+                None => Ok(Outcome::Duplicate),
+            })
+            .collect())
     }
 
     async fn dead_letter(

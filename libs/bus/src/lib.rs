@@ -7,6 +7,7 @@
 //! - [`outbox`]: events written with the state change, relayed to JetStream in commit order.
 //! - [`consumer`]: durable pull consumers with explicit ack, idempotent through the inbox table,
 //!   bounded redelivery with backoff, then the dead-letter stream. Nothing is dropped silently.
+//!   One event per transaction, or batches of them with each event's outcome its own.
 //!
 //! Architecture invariant: services never publish domain events directly; they enqueue them in
 //! the outbox inside the transaction that makes the change.
@@ -21,7 +22,7 @@ pub mod streams;
 pub mod subject;
 
 pub use config::BusConfig;
-pub use consumer::{ConsumerSpec, Handler, HandlerError};
+pub use consumer::{BatchHandler, ConsumerSpec, Handler, HandlerError};
 pub use envelope::{Envelope, Event};
 pub use error::Error;
 pub use publisher::{Bus, Outgoing, headers as header_names};

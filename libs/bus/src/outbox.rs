@@ -117,7 +117,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 impl Relay {
     pub fn new(pool: PgPool, bus: Bus, metrics: RelayMetrics) -> Self {
-        let retry = bus.config().publish_retry.clone();
+        let retry = bus.config().publish_retry;
         Self { pool, bus, batch_size: 256, metrics, retry }
     }
 

@@ -20,37 +20,31 @@ struct TestHandler {
 }
 
 impl Handler for TestHandler {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a Envelope,
-    ) -> impl std::future::Future<Output = Result<(), HandlerError>> + Send + 'a {
-        async move {
-            let data = event.decode::<Ticked>().map_err(HandlerError::Permanent)?;
-            let attempt = {
-                let mut attempts = self.attempts.lock().expect("lock");
-                let entry = attempts.entry(event.id).or_default();
-                *entry += 1;
-                *entry
-            };
-            match data.n {
-                n if n < 0 => {
-                    return Err(HandlerError::Permanent("negative ticks are invalid".into()));
-                }
-                500 => return Err(HandlerError::Transient("dependency down".into())),
-                100..200 if attempt == 1 => {
-                    return Err(HandlerError::Transient("first try fails".into()));
-                }
-                _ => {}
+    async fn handle<'a>(&'a self, tx: &'a mut PgConnection, event: &'a Envelope) -> Result<(), HandlerError> {
+        let data = event.decode::<Ticked>().map_err(HandlerError::Permanent)?;
+        let attempt = {
+            let mut attempts = self.attempts.lock().expect("lock");
+            let entry = attempts.entry(event.id).or_default();
+            *entry += 1;
+            *entry
+        };
+        match data.n {
+            n if n < 0 => {
+                return Err(HandlerError::Permanent("negative ticks are invalid".into()));
             }
-            sqlx::query("INSERT INTO effects (event_id, aggregate, n) VALUES ($1, $2, $3)")
-                .bind(event.id)
-                .bind(&event.aggregate_id)
-                .bind(data.n)
-                .execute(tx)
-                .await?;
-            Ok(())
+            500 => return Err(HandlerError::Transient("dependency down".into())),
+            100..200 if attempt == 1 => {
+                return Err(HandlerError::Transient("first try fails".into()));
+            }
+            _ => {}
         }
+        sqlx::query("INSERT INTO effects (event_id, aggregate, n) VALUES ($1, $2, $3)")
+            .bind(event.id)
+            .bind(&event.aggregate_id)
+            .bind(data.n)
+            .execute(tx)
+            .await?;
+        Ok(())
     }
 }
 

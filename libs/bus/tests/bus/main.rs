@@ -1,5 +1,6 @@
 //! The bus against a real nats-server and a real Postgres.
 
+mod batches;
 mod consumer;
 mod outbox;
 mod publish;
