@@ -5,6 +5,8 @@ use std::time::Duration;
 use service_runtime::{CommonConfig, ServiceConfig};
 use settings::Secret;
 
+use crate::commits::CommitConfig;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: CommonConfig,
@@ -18,6 +20,8 @@ pub struct Config {
     pub tiktok_breaker: resilience::BreakerConfig,
     pub tiktok_sync_every: Duration,
     pub tiktok_sync_retry_base: Duration,
+    /// Group commits of CreateOrder and status changes.
+    pub commits: CommitConfig,
 }
 
 fn invalid(key: &str, err: impl std::fmt::Display) -> settings::Error {
@@ -43,6 +47,12 @@ impl ServiceConfig for Config {
                 .map_err(|e| invalid("TIKTOK_API_BREAKER_*", e))?,
             tiktok_sync_every: env.millis("ORDER_TIKTOK_SYNC_EVERY_MS", Duration::from_secs(5))?,
             tiktok_sync_retry_base: env.millis("ORDER_TIKTOK_SYNC_RETRY_BASE_MS", Duration::from_secs(30))?,
+            commits: CommitConfig {
+                create_committers: env.get("ORDER_CREATE_COMMITTERS", 4)?,
+                create_max_batch: env.get("ORDER_CREATE_MAX_BATCH", 64)?,
+                status_committers: env.get("ORDER_STATUS_COMMITTERS", 4)?,
+                status_max_batch: env.get("ORDER_STATUS_MAX_BATCH", 64)?,
+            },
         })
     }
 

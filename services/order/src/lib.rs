@@ -1,5 +1,6 @@
 //! The order lifecycle: state machine, history, audit, order codes, search, TikTok Shop sync.
 
+pub mod commits;
 pub mod config;
 pub mod domain;
 pub mod inbound;

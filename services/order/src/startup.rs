@@ -7,6 +7,7 @@ use proto::order::v1::order_service_server::OrderServiceServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::commits::Commits;
 use crate::inbound::grpc::OrderApi;
 use crate::inbound::inventory_events::{self, InventoryEvents};
 use crate::inbound::tiktok_events::{self, TiktokEvents};
@@ -95,7 +96,8 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         Ok(())
     });
 
-    let api = OrderApi { pool: wiring.pool.clone(), namespace, codes };
+    let commits = Commits::start(&mut wiring.tasks, wiring.pool.clone(), namespace.clone(), codes, config.commits);
+    let api = OrderApi { pool: wiring.pool.clone(), namespace, commits };
     let grpc = service_runtime::GrpcServer::new(proto::order::FILE_DESCRIPTOR_SET)?
         .add(OrderServiceServer::with_interceptor(api, wiring.auth()))
         .await;

@@ -7,18 +7,20 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::grpc_convert::*;
+use crate::commits::{Commits, CreateJob};
 use crate::domain::lifecycle::Status as OrderStatus;
 use crate::domain::payments::PaymentStatus;
 use crate::domain::totals::{self, LineInput};
-use crate::outbound::codes::OrderCodes;
 use crate::outbound::orders::{self, Actor, ChangeSource, Edit, NewOrder, PaymentKind};
 use crate::outbound::queries::{self, Cursor, Filter, Sort};
+use crate::outbound::transitions::MoveRequest;
 use crate::outbound::{DbError, settings};
 
 pub struct OrderApi {
     pub pool: sqlx::PgPool,
     pub namespace: bus::Namespace,
-    pub codes: std::sync::Arc<OrderCodes>,
+    /// CreateOrder and status changes are committed in batches.
+    pub commits: Commits,
 }
 
 fn actor_of(principal: &auth::Principal) -> Actor {
@@ -108,22 +110,29 @@ impl OrderApi {
         Ok(out)
     }
 
-    async fn move_order(
-        &self,
-        tenant_id: Uuid,
-        actor: &Actor,
-        order_id: &str,
-        to: OrderStatus,
-        reason: Option<&str>,
-        expected_version: i64,
-    ) -> Result<pb::Order, Status> {
-        let mut tx = self.pool.begin().await.map_err(sql)?;
-        let order =
-            orders::transition(&mut tx, &self.namespace, tenant_id, order_id, to, reason, expected_version, actor)
-                .await
-                .map_err(|e| change_status(&e))?;
-        tx.commit().await.map_err(sql)?;
+    async fn move_order(&self, request: MoveRequest) -> Result<pb::Order, Status> {
+        let order = self.commits.transition(request).await.map_err(|e| change_status(&e))?;
         Ok(order_to(order, Vec::new(), Vec::new()))
+    }
+}
+
+/// A status change as the API asks for it; the request's trace context goes with it.
+fn move_request(
+    tenant_id: Uuid,
+    actor: Actor,
+    order: String,
+    to: OrderStatus,
+    reason: Option<&str>,
+    expected_version: i64,
+) -> MoveRequest {
+    MoveRequest {
+        tenant_id,
+        order,
+        to,
+        reason: reason.map(str::to_string),
+        expected_version,
+        actor,
+        trace: Some(telemetry::propagation::current_headers().into_iter().collect()),
     }
 }
 
@@ -181,26 +190,12 @@ impl OrderService for OrderApi {
             payment_status: PaymentStatus::Pending,
             platform_update_time: None,
         };
-        // A retry finds the order without spending a code. The code is taken before the
-        // transaction, so no call ever holds two pool connections at once.
-        {
-            let mut conn = self.pool.acquire().await.map_err(sql)?;
-            if let Some(existing) = orders::by_source(&mut conn, tenant_id, OrderSource::Draft, &key, false)
-                .await
-                .map_err(|e| db_status(&e))?
-            {
-                return Ok(Response::new(order_to(existing, Vec::new(), Vec::new())));
-            }
+        let trace = telemetry::propagation::current_headers().into_iter().collect();
+        let created = self.commits.create(CreateJob { new, actor, trace }).await.map_err(|e| db_status(&e))?;
+        if created.new {
+            tracing::info!(order_id = %created.order.id, code = %created.order.code, "order created from draft");
         }
-        let code = self.codes.next(&self.pool, tenant_id).await.map_err(|e| db_status(&e))?;
-        let mut tx = self.pool.begin().await.map_err(sql)?;
-        let (order, created) =
-            orders::create(&mut tx, &self.namespace, &code, new, &actor).await.map_err(|e| db_status(&e))?;
-        tx.commit().await.map_err(sql)?;
-        if created {
-            tracing::info!(order_id = %order.id, code = %order.code, "order created from draft");
-        }
-        Ok(Response::new(order_to(order, Vec::new(), Vec::new())))
+        Ok(Response::new(order_to(created.order, Vec::new(), Vec::new())))
     }
 
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
@@ -320,7 +315,8 @@ impl OrderService for OrderApi {
         actor.tracking_number = Some(body.tracking_number.trim().to_string()).filter(|t| !t.is_empty());
         actor.shipping_provider_id = Some(body.shipping_provider_id.trim().to_string()).filter(|t| !t.is_empty());
         let reason = Some(body.reason.trim()).filter(|r| !r.is_empty());
-        Ok(Response::new(self.move_order(tenant_id, &actor, &body.order_id, to, reason, body.expected_version).await?))
+        let request = move_request(tenant_id, actor, body.order_id, to, reason, body.expected_version);
+        Ok(Response::new(self.move_order(request).await?))
     }
 
     async fn bulk_update_order_status(
@@ -334,22 +330,33 @@ impl OrderService for OrderApi {
             return Err(Status::invalid_argument("between 1 and 500 order ids"));
         }
         let reason = Some(body.reason.trim()).filter(|r| !r.is_empty());
-        let mut results = Vec::with_capacity(body.order_ids.len());
-        // Each order succeeds or fails on its own, in its own transaction.
-        for order_id in body.order_ids {
-            match self.move_order(tenant_id, &actor, &order_id, to, reason, 0).await {
-                Ok(order) => {
-                    results.push(pb::BulkResult { order_id, ok: true, order: Some(order), ..Default::default() })
-                }
-                Err(status) => results.push(pb::BulkResult {
+        // One transaction for the whole list; each order succeeds or fails on its own.
+        let requests =
+            body.order_ids.iter().map(|id| move_request(tenant_id, actor.clone(), id.clone(), to, reason, 0)).collect();
+        let outcomes = self.commits.transition_all(requests).await;
+        let results = body
+            .order_ids
+            .into_iter()
+            .zip(outcomes)
+            .map(|(order_id, outcome)| match outcome {
+                Ok(order) => pb::BulkResult {
                     order_id,
-                    ok: false,
-                    error_code: code_name(status.code()).to_string(),
-                    error_message: status.message().to_string(),
-                    order: None,
-                }),
-            }
-        }
+                    ok: true,
+                    order: Some(order_to(order, Vec::new(), Vec::new())),
+                    ..Default::default()
+                },
+                Err(err) => {
+                    let status = change_status(&err);
+                    pb::BulkResult {
+                        order_id,
+                        ok: false,
+                        error_code: code_name(status.code()).to_string(),
+                        error_message: status.message().to_string(),
+                        order: None,
+                    }
+                }
+            })
+            .collect();
         Ok(Response::new(pb::BulkUpdateOrderStatusResponse { results }))
     }
 
@@ -360,17 +367,9 @@ impl OrderService for OrderApi {
         if reason.is_empty() {
             return Err(Status::invalid_argument("a reason is required to cancel"));
         }
-        Ok(Response::new(
-            self.move_order(
-                tenant_id,
-                &actor,
-                &body.order_id,
-                OrderStatus::Cancelled,
-                Some(reason),
-                body.expected_version,
-            )
-            .await?,
-        ))
+        let request =
+            move_request(tenant_id, actor, body.order_id, OrderStatus::Cancelled, Some(reason), body.expected_version);
+        Ok(Response::new(self.move_order(request).await?))
     }
 
     async fn update_order(&self, request: Request<pb::UpdateOrderRequest>) -> Result<Response<pb::Order>, Status> {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::DbError;
@@ -23,21 +23,46 @@ pub fn format_code(number: i64) -> String {
 }
 
 impl OrderCodes {
-    pub async fn next(&self, pool: &PgPool, tenant_id: Uuid) -> Result<String, DbError> {
-        let name = sequence_name(tenant_id);
-        let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant_id);
-        if !known {
-            // Concurrent creators of a tenant's first order may race on CREATE; the loser's
-            // "already exists" is fine.
-            match sqlx::query(&format!("CREATE SEQUENCE IF NOT EXISTS {name}")).execute(pool).await {
-                Ok(_) => {}
-                Err(err) if db::classify(&err) == db::DbErrorKind::UniqueViolation => {}
-                Err(err) => return Err(err.into()),
-            }
-            self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant_id);
+    /// Creates the tenant's sequence unless this process already knows it exists. On the pool,
+    /// not in a transaction: a concurrent creator's "already exists" must not abort one.
+    pub async fn ensure(&self, pool: &PgPool, tenant_id: Uuid) -> Result<(), DbError> {
+        if self.known.lock().unwrap_or_else(|p| p.into_inner()).contains(&tenant_id) {
+            return Ok(());
         }
-        let number: i64 = sqlx::query_scalar(&format!("SELECT nextval('{name}')")).fetch_one(pool).await?;
-        Ok(format_code(number))
+        // Concurrent creators of a tenant's first order may race on CREATE; the loser's
+        // "already exists" is fine.
+        match sqlx::query(&format!("CREATE SEQUENCE IF NOT EXISTS {}", sequence_name(tenant_id))).execute(pool).await {
+            Ok(_) => {}
+            Err(err) if db::classify(&err) == db::DbErrorKind::UniqueViolation => {}
+            Err(err) => return Err(err.into()),
+        }
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant_id);
+        Ok(())
+    }
+
+    /// The next code of one tenant.
+    pub async fn next(&self, pool: &PgPool, tenant_id: Uuid) -> Result<String, DbError> {
+        self.ensure(pool, tenant_id).await?;
+        let mut conn = pool.acquire().await?;
+        let mut codes = Self::take(&mut conn, &[tenant_id]).await?;
+        codes.pop().ok_or_else(|| DbError::Internal("no order code".into()))
+    }
+
+    /// One code per entry of `tenants` (a tenant may repeat), in one round trip; every
+    /// tenant's sequence must exist (`ensure`). Sequences are not transactional: a code taken
+    /// inside a transaction that rolls back is a gap.
+    pub async fn take(conn: &mut PgConnection, tenants: &[Uuid]) -> Result<Vec<String>, DbError> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = tenants.iter().map(|t| sequence_name(*t)).collect();
+        let numbers: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval(s.name::regclass) FROM UNNEST($1::text[]) WITH ORDINALITY AS s(name, n) ORDER BY s.n",
+        )
+        .bind(&names)
+        .fetch_all(conn)
+        .await?;
+        Ok(numbers.into_iter().map(format_code).collect())
     }
 }
 

@@ -2,8 +2,8 @@
 //! events, payments, edits. Every change writes its status-history and audit rows and its
 //! events (through the outbox) in the same transaction.
 
-use bus::{Envelope, Namespace};
-use events::order::{OrderCancelled, OrderCreated, OrderLine, OrderSource, OrderStatusChanged};
+use bus::Namespace;
+use events::order::{OrderLine, OrderSource};
 use money::Money;
 use serde_json::json;
 use sqlx::{PgConnection, Row};
@@ -11,8 +11,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::DbError;
+use super::creation::{self, Creation};
+use super::transitions::{self, Transition};
 use crate::domain::lifecycle::{self, IllegalTransition, Status};
-use crate::domain::parties::{Address, Customer, search_text};
+use crate::domain::parties::{Address, Customer};
 use crate::domain::payments::{self, PaymentStatus};
 use crate::domain::totals::{Line, Totals};
 
@@ -25,7 +27,7 @@ pub enum ChangeSource {
 }
 
 impl ChangeSource {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ChangeSource::User => "user",
             ChangeSource::System => "system",
@@ -83,7 +85,7 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
-    fn event_lines(&self) -> Vec<OrderLine> {
+    pub(crate) fn event_lines(&self) -> Vec<OrderLine> {
         self.lines.iter().map(|l| OrderLine { sku: l.sku.clone(), quantity: l.quantity }).collect()
     }
 }
@@ -105,7 +107,7 @@ pub struct NewOrder {
     pub platform_update_time: Option<i64>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ChangeError {
     #[error("order not found")]
     NotFound,
@@ -125,7 +127,7 @@ impl From<sqlx::Error> for ChangeError {
     }
 }
 
-fn source_str(source: OrderSource) -> &'static str {
+pub(crate) fn source_str(source: OrderSource) -> &'static str {
     match source {
         OrderSource::Draft => "draft",
         OrderSource::TiktokShop => "tiktok_shop",
@@ -200,6 +202,37 @@ pub(crate) async fn load_lines(conn: &mut PgConnection, order: &mut OrderRecord)
     Ok(())
 }
 
+/// Reads the lines of many orders in one query.
+pub(crate) async fn load_lines_many(
+    conn: &mut PgConnection,
+    orders: &mut std::collections::HashMap<Uuid, OrderRecord>,
+) -> Result<(), DbError> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = orders.keys().copied().collect();
+    let rows: Vec<(Uuid, Option<String>, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT order_id, sku, name, unit_price_minor, quantity, line_total_minor FROM order_items
+         WHERE order_id = ANY($1) ORDER BY order_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    for (order_id, sku, name, unit, quantity, total) in rows {
+        if let Some(order) = orders.get_mut(&order_id) {
+            let currency = order.totals.total.currency;
+            order.lines.push(Line {
+                sku,
+                name,
+                unit_price: Money::new(unit, currency),
+                quantity,
+                line_total: Money::new(total, currency),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// An order by id or code, only within `tenant_id`; `lock` takes the row lock.
 pub async fn get(
     conn: &mut PgConnection,
@@ -260,108 +293,9 @@ pub async fn create(
     new: NewOrder,
     actor: &Actor,
 ) -> Result<(OrderRecord, bool), DbError> {
-    let id = Uuid::now_v7();
-    let currency = new.totals.total.currency;
-    let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO orders (id, tenant_id, code, status, payment_status, source, source_id, reservation_reference, currency,
-            subtotal_minor, discount_minor, tax_minor, shipping_minor, total_minor, customer, shipping_address, notes,
-            attention, platform_update_time, search_text)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-         ON CONFLICT (tenant_id, source, source_id) DO NOTHING RETURNING id",
-    )
-    .bind(id)
-    .bind(new.tenant_id)
-    .bind(code)
-    .bind(new.status.as_str())
-    .bind(new.payment_status.as_str())
-    .bind(source_str(new.source))
-    .bind(&new.source_id)
-    .bind(&new.reservation_reference)
-    .bind(currency.code())
-    .bind(new.totals.subtotal.amount_minor)
-    .bind(new.totals.discount.amount_minor)
-    .bind(new.totals.tax.amount_minor)
-    .bind(new.totals.shipping.amount_minor)
-    .bind(new.totals.total.amount_minor)
-    .bind(serde_json::to_value(&new.customer).unwrap_or_default())
-    .bind(new.shipping_address.as_ref().map(|a| serde_json::to_value(a).unwrap_or_default()))
-    .bind(&new.notes)
-    .bind(&new.attention)
-    .bind(new.platform_update_time)
-    .bind(search_text(code, &new.customer))
-    .fetch_optional(&mut *conn)
-    .await?;
-    if inserted.is_none() {
-        // The same source id again (a retried or concurrent CreateOrder): the existing order.
-        let existing = by_source(conn, new.tenant_id, new.source, &new.source_id, false)
-            .await?
-            .ok_or_else(|| DbError::Internal("order vanished after a conflict".into()))?;
-        return Ok((existing, false));
-    }
-
-    let positions: Vec<i32> = (1..=new.lines.len() as i32).collect();
-    let skus: Vec<Option<&str>> = new.lines.iter().map(|l| l.sku.as_deref()).collect();
-    let names: Vec<&str> = new.lines.iter().map(|l| l.name.as_str()).collect();
-    let units: Vec<i64> = new.lines.iter().map(|l| l.unit_price.amount_minor).collect();
-    let quantities: Vec<i64> = new.lines.iter().map(|l| l.quantity).collect();
-    let totals: Vec<i64> = new.lines.iter().map(|l| l.line_total.amount_minor).collect();
-    sqlx::query(
-        "INSERT INTO order_items (order_id, position, sku, name, unit_price_minor, quantity, line_total_minor)
-         SELECT $1, * FROM UNNEST($2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])",
-    )
-    .bind(id)
-    .bind(&positions)
-    .bind(&skus)
-    .bind(&names)
-    .bind(&units)
-    .bind(&quantities)
-    .bind(&totals)
-    .execute(&mut *conn)
-    .await?;
-    history(conn, id, None, new.status, Some("created"), actor).await?;
-    audit(conn, id, "created", json!({ "source": source_str(new.source), "source_id": new.source_id }), actor).await?;
-
-    let order = get(conn, new.tenant_id, &id.to_string(), false)
-        .await?
-        .ok_or_else(|| DbError::Internal("order vanished after insert".into()))?;
-    let event = OrderCreated {
-        order_id: id.to_string(),
-        order_code: code.to_string(),
-        source: new.source,
-        source_id: new.source_id,
-        status: new.status.as_str().to_string(),
-        reservation_reference: new.reservation_reference,
-        reservation_held: new.reservation_held,
-        items: order.event_lines(),
-        currency: currency.code().to_string(),
-        total_minor: order.totals.total.amount_minor,
-    };
-    bus::outbox::enqueue(conn, namespace, Envelope::new(new.tenant_id, format!("order:{id}"), event, None)).await?;
-    Ok((order, true))
-}
-
-async fn history(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    from: Option<Status>,
-    to: Status,
-    reason: Option<&str>,
-    actor: &Actor,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO status_history (order_id, from_status, to_status, reason, actor_user, actor_service, source)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(order_id)
-    .bind(from.map(Status::as_str))
-    .bind(to.as_str())
-    .bind(reason)
-    .bind(&actor.user)
-    .bind(&actor.service)
-    .bind(actor.source.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
+    let creation = Creation { code: code.to_string(), new: &new, actor, trace: None };
+    let mut created = creation::insert(conn, namespace, std::slice::from_ref(&creation)).await?;
+    created.pop().ok_or_else(|| DbError::Internal("no order created".into()))
 }
 
 async fn audit(
@@ -407,93 +341,21 @@ pub async fn apply_transition(
         lifecycle::check(order.status, to)?;
     }
     let from = order.status;
-    let version: i64 = sqlx::query_scalar(
-        "UPDATE orders SET status = $2, version = version + 1, updated_at = now() WHERE id = $1 RETURNING version",
-    )
-    .bind(order.id)
-    .bind(to.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    history(conn, order.id, Some(from), to, reason, actor).await?;
-    audit(
-        conn,
-        order.id,
-        "status_changed",
-        json!({ "from": from.as_str(), "to": to.as_str(), "reason": reason }),
-        actor,
-    )
-    .await?;
     order.status = to;
-    order.version = version;
-    let aggregate = format!("order:{}", order.id);
-    let changed = OrderStatusChanged {
-        order_id: order.id.to_string(),
-        from: from.as_str().to_string(),
-        to: to.as_str().to_string(),
-        reason: reason.map(str::to_string),
-        version,
-        reservation_reference: order.reservation_reference.clone(),
-        items: order.event_lines(),
-    };
-    bus::outbox::enqueue(conn, namespace, Envelope::new(order.tenant_id, aggregate.clone(), changed, None))
-        .await
-        .map_err(DbError::from)?;
-    // Changes made here that TikTok must know are pushed back; changes from TikTok never are.
-    if order.source == OrderSource::TiktokShop && actor.source != ChangeSource::TiktokShop {
-        let action = match to {
-            Status::Cancelled => Some(("cancel", json!({ "reason": reason.unwrap_or("seller_cancelled") }))),
-            Status::Shipped => Some((
-                "ship",
-                json!({ "tracking_number": actor.tracking_number.clone().unwrap_or_default(), "shipping_provider_id": actor.shipping_provider_id.clone().unwrap_or_default() }),
-            )),
-            _ => None,
-        };
-        if let Some((action, payload)) = action {
-            sqlx::query("INSERT INTO tiktok_sync (order_id, tenant_id, action, payload) VALUES ($1, $2, $3, $4)")
-                .bind(order.id)
-                .bind(order.tenant_id)
-                .bind(action)
-                .bind(payload)
-                .execute(&mut *conn)
-                .await?;
-        }
-    }
-    if to == Status::Cancelled {
-        let cancelled = OrderCancelled {
-            order_id: order.id.to_string(),
-            reason: reason.unwrap_or("cancelled").to_string(),
-            reservation_reference: order.reservation_reference.clone(),
-            items: order.event_lines(),
-        };
-        bus::outbox::enqueue(conn, namespace, Envelope::new(order.tenant_id, aggregate, cancelled, None))
-            .await
-            .map_err(DbError::from)?;
+    order.version += 1;
+    let transition = Transition { order: order.clone(), from, reason, actor, trace: None };
+    let updated = transitions::write(conn, namespace, std::slice::from_ref(&transition)).await?;
+    if let Some(at) = updated.get(&order.id) {
+        order.updated_at = *at;
     }
     Ok(())
 }
 
-fn check_version(order: &OrderRecord, expected: i64) -> Result<(), ChangeError> {
+pub(crate) fn check_version(order: &OrderRecord, expected: i64) -> Result<(), ChangeError> {
     if expected != 0 && expected != order.version {
         return Err(ChangeError::StaleVersion { expected, actual: order.version });
     }
     Ok(())
-}
-
-/// A requested status change (API or system), checked against the lifecycle.
-pub async fn transition(
-    conn: &mut PgConnection,
-    namespace: &Namespace,
-    tenant_id: Uuid,
-    order_id: &str,
-    to: Status,
-    reason: Option<&str>,
-    expected_version: i64,
-    actor: &Actor,
-) -> Result<OrderRecord, ChangeError> {
-    let mut order = get(conn, tenant_id, order_id, true).await?.ok_or(ChangeError::NotFound)?;
-    check_version(&order, expected_version)?;
-    apply_transition(conn, namespace, &mut order, to, reason, actor, Rule::Lifecycle).await?;
-    Ok(order)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
