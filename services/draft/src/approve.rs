@@ -6,19 +6,30 @@
 //! 3. Create the order with the draft id as idempotency key (order service; one order per draft).
 //! 4. Mark the draft `approved`.
 //!
+//! Steps 1 and 4 of concurrent approvals share transactions (group commits, as inventory's
+//! Reserve and the order service's CreateOrder do): a commit costs a disk flush, and one per step
+//! per approval would cap approvals far below what the flow must carry.
+//!
 //! A crash at any step leaves the draft `approving` with a lease that runs out; the sweeper
 //! ([`Approver::sweep`]), which runs continuously in every replica, takes the lease and repeats
 //! the steps: both calls are idempotent, so nothing is lost and no second order appears. A
 //! shortage or a refused order returns the draft to `pending_review`, releasing any stock held.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bus::outbox::OutboxRow;
 use bus::{Envelope, Namespace};
+use db::{BatchProcessor, GroupCommit};
 use events::draft::DraftApproved;
 use uuid::Uuid;
 
 use crate::domain::draft::{self, Status};
 use crate::outbound::DbError;
+use crate::outbound::approvals::{self, Finish, Start};
 use crate::outbound::calls::CallError;
 use crate::outbound::drafts::{self, DraftRecord};
 use crate::outbound::inventory::InventoryClient;
@@ -55,17 +66,40 @@ impl From<sqlx::Error> for ApproveError {
     }
 }
 
-#[derive(Clone)]
-pub struct Approver {
+impl From<db::ShuttingDown> for ApproveError {
+    fn from(_: db::ShuttingDown) -> Self {
+        ApproveError::Database(DbError::Unavailable("the service is shutting down".into()))
+    }
+}
+
+/// What the approver needs from the outside.
+pub struct ApproverParts {
     pub pool: sqlx::PgPool,
     pub namespace: Namespace,
     pub inventory: InventoryClient,
     pub orders: OrderClient,
-    /// This process, as lease owner.
-    pub owner: String,
     pub lease: Duration,
-    /// How long a caller waits for another caller's approval of the same draft.
     pub wait: Duration,
+    /// Group-commit workers for each of the two draft steps, and the most approvals per commit.
+    pub committers: usize,
+    pub max_batch: usize,
+}
+
+/// A worker future to spawn on the service's task set.
+pub type Worker = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+#[derive(Clone)]
+pub struct Approver {
+    pool: sqlx::PgPool,
+    inventory: InventoryClient,
+    orders: OrderClient,
+    /// This process, as lease owner.
+    owner: String,
+    /// How long a caller waits for another caller's approval of the same draft.
+    wait: Duration,
+    lease: Duration,
+    starts: GroupCommit<StartBatches>,
+    finishes: GroupCommit<FinishBatches>,
 }
 
 pub fn reservation_reference(draft: &DraftRecord) -> String {
@@ -73,6 +107,31 @@ pub fn reservation_reference(draft: &DraftRecord) -> String {
 }
 
 impl Approver {
+    /// The approver and the workers of its group commits.
+    pub fn new(parts: ApproverParts) -> (Self, Vec<Worker>) {
+        let owner = format!("draft-{}", Uuid::new_v4().simple());
+        let start_batches =
+            Arc::new(StartBatches { pool: parts.pool.clone(), owner: owner.clone(), lease: parts.lease });
+        let finish_batches =
+            Arc::new(FinishBatches { pool: parts.pool.clone(), owner: owner.clone(), namespace: parts.namespace });
+        let (starts, start_workers) = GroupCommit::new(start_batches, parts.committers, parts.max_batch);
+        let (finishes, finish_workers) = GroupCommit::new(finish_batches, parts.committers, parts.max_batch);
+        let mut workers: Vec<Worker> = Vec::new();
+        workers.extend(start_workers.into_iter().map(|w| Box::pin(w) as Worker));
+        workers.extend(finish_workers.into_iter().map(|w| Box::pin(w) as Worker));
+        let approver = Self {
+            pool: parts.pool,
+            inventory: parts.inventory,
+            orders: parts.orders,
+            owner,
+            wait: parts.wait,
+            lease: parts.lease,
+            starts,
+            finishes,
+        };
+        (approver, workers)
+    }
+
     /// Approves a draft, or waits for the approval already under way, and returns the order.
     pub async fn approve(
         &self,
@@ -82,32 +141,12 @@ impl Approver {
     ) -> Result<(Approved, DraftRecord), ApproveError> {
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
-            let mut tx = self.pool.begin().await?;
-            let draft = drafts::get(&mut tx, tenant_id, draft_id, true).await?.ok_or(ApproveError::NotFound)?;
-            match draft.status {
-                Status::Approved => {
-                    let approved = Approved {
-                        order_id: draft
-                            .order_id
-                            .ok_or_else(|| DbError::Internal("approved draft without order".into()))?,
-                        order_code: draft.order_code.clone().unwrap_or_default(),
-                    };
-                    return Ok((approved, draft));
-                }
-                Status::Rejected | Status::Expired => return Err(ApproveError::Final(draft.status.as_str())),
-                Status::PendingReview => {
-                    let blockers = draft::approval_blockers(&draft.items);
-                    if !blockers.is_empty() {
-                        return Err(ApproveError::Blocked(blockers));
-                    }
-                    let reference = reservation_reference(&draft);
-                    drafts::begin_approval(&mut tx, draft.id, &self.owner, self.lease, &reference, user).await?;
-                    tx.commit().await?;
-                    return self.drive(tenant_id, draft_id, Some(user)).await;
-                }
-                Status::Approving => {
+            let job = StartJob { tenant_id, draft_id, user: user.to_string() };
+            match self.starts.submit(job).await?? {
+                Started::Leased(draft) => return self.drive_leased(*draft, Some(user)).await,
+                Started::AlreadyApproved(approved, draft) => return Ok((approved, *draft)),
+                Started::InProgress => {
                     // Someone else is approving it: wait for them (or for their lease to run out).
-                    drop(tx);
                     if tokio::time::Instant::now() >= deadline {
                         return Err(ApproveError::InProgress("another approval of this draft is still running".into()));
                     }
@@ -117,7 +156,7 @@ impl Approver {
         }
     }
 
-    /// Runs the saga for a draft this process holds the lease of.
+    /// Runs the saga for a draft this process holds the lease of (the sweeper's way in).
     async fn drive(
         &self,
         tenant_id: Uuid,
@@ -127,6 +166,16 @@ impl Approver {
         let mut conn = self.pool.acquire().await?;
         let draft = drafts::get(&mut conn, tenant_id, draft_id, false).await?.ok_or(ApproveError::NotFound)?;
         drop(conn);
+        self.drive_leased(draft, user).await
+    }
+
+    /// Steps 2 to 4 for a draft as it was when this process took its lease.
+    async fn drive_leased(
+        &self,
+        mut draft: DraftRecord,
+        user: Option<&str>,
+    ) -> Result<(Approved, DraftRecord), ApproveError> {
+        let (tenant_id, draft_id) = (draft.tenant_id, draft.id);
         let reference = draft.reservation_reference.clone().unwrap_or_else(|| reservation_reference(&draft));
 
         match self.inventory.reserve(tenant_id, user, &reference, &draft.items).await {
@@ -159,26 +208,24 @@ impl Approver {
         };
         failpoints::hit("draft.approve.after_create_order");
 
-        let mut tx = self.pool.begin().await?;
-        if drafts::holds_lease(&mut tx, draft_id, &self.owner).await? {
-            drafts::finish_approval(&mut tx, draft_id, order_id, &order_code).await?;
-            let event = DraftApproved {
-                draft_id: draft_id.to_string(),
-                order_id: order_id.to_string(),
-                order_code: order_code.clone(),
-            };
-            bus::outbox::enqueue(
-                &mut tx,
-                &self.namespace,
-                Envelope::new(tenant_id, format!("draft:{draft_id}"), event, None),
-            )
-            .await
-            .map_err(DbError::from)?;
+        let job = FinishJob { tenant_id, draft_id, order_id, order_code: order_code.clone() };
+        match self.finishes.submit(job).await?? {
+            Some((version, updated_at)) => {
+                draft.status = Status::Approved;
+                draft.order_id = Some(order_id);
+                draft.order_code = Some(order_code.clone());
+                draft.lease_owner = None;
+                draft.lease_until = None;
+                draft.reservation_reference = Some(reference);
+                draft.version = version;
+                draft.updated_at = updated_at;
+            }
+            None => {
+                // Another replica's sweeper finished it; the draft names the same one order.
+                let mut conn = self.pool.acquire().await?;
+                draft = drafts::get(&mut conn, tenant_id, draft_id, false).await?.ok_or(ApproveError::NotFound)?;
+            }
         }
-        tx.commit().await?;
-        // Whoever finished it, the draft now names its one order.
-        let mut conn = self.pool.acquire().await?;
-        let draft = drafts::get(&mut conn, tenant_id, draft_id, false).await?.ok_or(ApproveError::NotFound)?;
         tracing::info!(%draft_id, %order_id, %order_code, "draft approved");
         Ok((Approved { order_id, order_code }, draft))
     }
@@ -220,5 +267,159 @@ impl Approver {
                 _ = tokio::time::sleep(every) => {}
             }
         }
+    }
+}
+
+struct StartJob {
+    tenant_id: Uuid,
+    draft_id: Uuid,
+    user: String,
+}
+
+/// How step 1 ended for one caller.
+enum Started {
+    /// This caller took the lease: it drives the saga.
+    Leased(Box<DraftRecord>),
+    /// Approved before: the answer is its order.
+    AlreadyApproved(Approved, Box<DraftRecord>),
+    /// Another caller holds the lease.
+    InProgress,
+}
+
+/// Step 1 for a batch of callers: lock the drafts, decide per caller, lease the ones that start.
+struct StartBatches {
+    pool: sqlx::PgPool,
+    owner: String,
+    lease: Duration,
+}
+
+impl BatchProcessor for StartBatches {
+    type Job = StartJob;
+    type Output = Result<Started, ApproveError>;
+
+    async fn process(&self, jobs: Vec<StartJob>) -> Vec<Self::Output> {
+        match self.start(&jobs).await {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                tracing::error!(error = %err, approvals = jobs.len(), "approval start batch failed");
+                jobs.iter().map(|_| Err(ApproveError::Database(err.clone()))).collect()
+            }
+        }
+    }
+}
+
+impl StartBatches {
+    async fn start(&self, jobs: &[StartJob]) -> Result<Vec<Result<Started, ApproveError>>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.draft_id).collect();
+        let mut found = approvals::lock_many(&mut tx, &ids).await?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut leased: HashSet<Uuid> = HashSet::new();
+        let mut references: Vec<(usize, String)> = Vec::new();
+        for (index, job) in jobs.iter().enumerate() {
+            let Some(draft) = found.get(&job.draft_id).filter(|d| d.tenant_id == job.tenant_id) else {
+                outcomes.push(Err(ApproveError::NotFound));
+                continue;
+            };
+            outcomes.push(match draft.status {
+                Status::Approved => match draft.order_id {
+                    Some(order_id) => {
+                        let approved = Approved { order_id, order_code: draft.order_code.clone().unwrap_or_default() };
+                        Ok(Started::AlreadyApproved(approved, Box::new(draft.clone())))
+                    }
+                    None => Err(ApproveError::Database(DbError::Internal("approved draft without order".into()))),
+                },
+                Status::Rejected | Status::Expired => Err(ApproveError::Final(draft.status.as_str())),
+                Status::Approving => Ok(Started::InProgress),
+                // A second caller for a draft leased earlier in this same batch waits like any other.
+                Status::PendingReview if leased.contains(&draft.id) => Ok(Started::InProgress),
+                Status::PendingReview => {
+                    let blockers = draft::approval_blockers(&draft.items);
+                    if blockers.is_empty() {
+                        leased.insert(draft.id);
+                        references.push((index, reservation_reference(draft)));
+                        Ok(Started::InProgress) // replaced by Leased once the lease is written
+                    } else {
+                        Err(ApproveError::Blocked(blockers))
+                    }
+                }
+            });
+        }
+        let starts: Vec<Start<'_>> = references
+            .iter()
+            .map(|(index, reference)| Start { id: jobs[*index].draft_id, reference, approved_by: &jobs[*index].user })
+            .collect();
+        let lease_until = approvals::begin_many(&mut tx, &starts, &self.owner, self.lease).await?;
+        tx.commit().await?;
+        for (index, reference) in references {
+            let id = jobs[index].draft_id;
+            if let Some(mut draft) = found.remove(&id) {
+                draft.status = Status::Approving;
+                draft.lease_owner = Some(self.owner.clone());
+                draft.lease_until = lease_until.get(&id).copied();
+                draft.reservation_reference = Some(reference);
+                outcomes[index] = Ok(Started::Leased(Box::new(draft)));
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+struct FinishJob {
+    tenant_id: Uuid,
+    draft_id: Uuid,
+    order_id: Uuid,
+    order_code: String,
+}
+
+/// Step 4 for a batch: mark approved the drafts whose lease this process still holds, with
+/// their `draft.approved` events in the same transaction. `None`: someone else finished it.
+struct FinishBatches {
+    pool: sqlx::PgPool,
+    owner: String,
+    namespace: Namespace,
+}
+
+type Finished = Option<(i64, time::OffsetDateTime)>;
+
+impl BatchProcessor for FinishBatches {
+    type Job = FinishJob;
+    type Output = Result<Finished, ApproveError>;
+
+    async fn process(&self, jobs: Vec<FinishJob>) -> Vec<Self::Output> {
+        match self.finish(&jobs).await {
+            Ok(mut finished) => jobs.iter().map(|job| Ok(finished.remove(&job.draft_id))).collect(),
+            Err(err) => {
+                tracing::error!(error = %err, approvals = jobs.len(), "approval finish batch failed");
+                jobs.iter().map(|_| Err(ApproveError::Database(err.clone()))).collect()
+            }
+        }
+    }
+}
+
+impl FinishBatches {
+    async fn finish(
+        &self,
+        jobs: &[FinishJob],
+    ) -> Result<std::collections::HashMap<Uuid, (i64, time::OffsetDateTime)>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let finishes: Vec<Finish<'_>> = jobs
+            .iter()
+            .map(|job| Finish { id: job.draft_id, order_id: job.order_id, order_code: &job.order_code })
+            .collect();
+        let finished = approvals::finish_many(&mut tx, &finishes, &self.owner).await?;
+        let mut events = Vec::with_capacity(finished.len());
+        for job in jobs.iter().filter(|job| finished.contains_key(&job.draft_id)) {
+            let event = DraftApproved {
+                draft_id: job.draft_id.to_string(),
+                order_id: job.order_id.to_string(),
+                order_code: job.order_code.clone(),
+            };
+            let envelope = Envelope::new(job.tenant_id, format!("draft:{}", job.draft_id), event, None);
+            events.push(OutboxRow::for_event(&self.namespace, envelope).map_err(DbError::from)?);
+        }
+        bus::outbox::enqueue_many(&mut tx, &events).await.map_err(DbError::from)?;
+        tx.commit().await?;
+        Ok(finished)
     }
 }

@@ -15,6 +15,9 @@ pub struct Config {
     /// How long ApproveDraft waits for a concurrent approval of the same draft.
     pub approval_wait: Duration,
     pub sweep_every: Duration,
+    /// Group-commit workers for each durable approval step, and the most approvals per commit.
+    pub approval_committers: usize,
+    pub approval_max_batch: usize,
     pub expiry_every: Duration,
     pub calls_retry: resilience::RetryPolicy,
     pub calls_breaker: resilience::BreakerConfig,
@@ -33,6 +36,8 @@ impl ServiceConfig for Config {
             approval_lease: env.millis("DRAFT_APPROVAL_LEASE_MS", Duration::from_secs(30))?,
             approval_wait: env.millis("DRAFT_APPROVAL_WAIT_MS", Duration::from_secs(20))?,
             sweep_every: env.millis("DRAFT_SWEEP_EVERY_MS", Duration::from_secs(1))?,
+            approval_committers: env.get("DRAFT_APPROVAL_COMMITTERS", 4)?,
+            approval_max_batch: env.get("DRAFT_APPROVAL_MAX_BATCH", 64)?,
             expiry_every: env.millis("DRAFT_EXPIRY_EVERY_MS", Duration::from_secs(5))?,
             calls_retry: resilience::RetryPolicy::from_env("DRAFT_CALLS", resilience::RetryPolicy::internal())
                 .map_err(|e| invalid("DRAFT_CALLS_*", e))?,
@@ -56,6 +61,8 @@ impl Config {
             approval_lease: Duration::from_secs(2),
             approval_wait: Duration::from_secs(10),
             sweep_every: Duration::from_millis(200),
+            approval_committers: 4,
+            approval_max_batch: 64,
             expiry_every: Duration::from_millis(200),
             calls_retry: resilience::RetryPolicy {
                 max_attempts: 3,

@@ -7,7 +7,7 @@ use proto::draft::v1::draft_service_server::DraftServiceServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
-use crate::approve::Approver;
+use crate::approve::{Approver, ApproverParts};
 use crate::catalog_cache::CatalogCache;
 use crate::domain::parser::{DeterministicParser, OrderParser};
 use crate::inbound::catalog_events::{self, CatalogEvents};
@@ -41,15 +41,22 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
     let catalog = CatalogCache::new(inventory.clone());
     let parser: Arc<dyn OrderParser> = Arc::new(DeterministicParser);
 
-    let approver = Approver {
+    let (approver, approval_workers) = Approver::new(ApproverParts {
         pool: wiring.pool.clone(),
         namespace: namespace.clone(),
         inventory,
         orders,
-        owner: format!("draft-{}", uuid::Uuid::new_v4().simple()),
         lease: config.approval_lease,
         wait: config.approval_wait,
-    };
+        committers: config.approval_committers,
+        max_batch: config.approval_max_batch,
+    });
+    for worker in approval_workers {
+        wiring.tasks.spawn("approval committer", async move {
+            worker.await;
+            Ok(())
+        });
+    }
     let sweeper = approver.clone().run_sweeper(config.sweep_every, wiring.token());
     wiring.tasks.spawn("approval sweeper", async move {
         sweeper.await;

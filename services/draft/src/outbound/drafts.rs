@@ -33,11 +33,11 @@ pub struct DraftRecord {
     pub rejected_reason: Option<String>,
 }
 
-const COLUMNS: &str = "id, tenant_id, status, source, customer, customer_key, shipping_address, currency, subtotal_minor,
+pub(crate) const COLUMNS: &str = "id, tenant_id, status, source, customer, customer_key, shipping_address, currency, subtotal_minor,
     discount_minor, tax_minor, shipping_minor, total_minor, notes, version, expires_at, created_at, updated_at, lease_owner,
     lease_until, reservation_reference, order_id, order_code, rejected_reason";
 
-fn from_row(row: &sqlx::postgres::PgRow) -> Result<DraftRecord, DbError> {
+pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<DraftRecord, DbError> {
     let currency: String = row.try_get("currency")?;
     let currency: Currency = currency.parse().map_err(|_| DbError::Internal("bad currency in drafts row".into()))?;
     let money = |column: &str| -> Result<Money, DbError> { Ok(Money::new(row.try_get(column)?, currency)) };

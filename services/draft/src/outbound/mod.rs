@@ -1,6 +1,7 @@
 //! How the draft service reaches the world: its Postgres schema, and the inventory and order
 //! services over gRPC.
 
+pub mod approvals;
 pub mod calls;
 pub mod drafts;
 pub mod inventory;
