@@ -8,6 +8,8 @@ pub struct Config {
     /// Parallel reservation committers, each committing whatever Reserve calls are waiting.
     pub reserve_committers: usize,
     pub reserve_max_batch: usize,
+    /// Order events handled in one transaction by a consumer lane.
+    pub consumer_max_batch: usize,
 }
 
 impl ServiceConfig for Config {
@@ -16,6 +18,7 @@ impl ServiceConfig for Config {
             common: CommonConfig::from_env(env, "inventory")?,
             reserve_committers: env.get("INVENTORY_RESERVE_COMMITTERS", 4)?,
             reserve_max_batch: env.get("INVENTORY_RESERVE_MAX_BATCH", 64)?,
+            consumer_max_batch: env.get("INVENTORY_CONSUMER_MAX_BATCH", 64)?,
         })
     }
 
@@ -26,6 +29,6 @@ impl ServiceConfig for Config {
 
 impl Config {
     pub fn for_tests(common: CommonConfig) -> Self {
-        Self { common, reserve_committers: 4, reserve_max_batch: 64 }
+        Self { common, reserve_committers: 4, reserve_max_batch: 64, consumer_max_batch: 64 }
     }
 }

@@ -36,10 +36,11 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         filter_subjects: order_events::filter_subjects(&namespace),
         lanes: 4,
     };
-    let consumer = bus::consumer::run(
+    let consumer = bus::consumer::run_batched(
         wiring.bus.clone(),
         wiring.pool.clone(),
         spec,
+        config.consumer_max_batch,
         Arc::new(OrderEvents { namespace: namespace.clone() }),
         consumer_metrics,
         wiring.token(),
