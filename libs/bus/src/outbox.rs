@@ -253,11 +253,18 @@ impl Relay {
             .await;
         let acked = acked.load(std::sync::atomic::Ordering::SeqCst);
         if acked > 0 {
-            let seqs: Vec<i64> = messages[..acked].iter().map(|(seq, ..)| *seq).collect();
-            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
-                .bind(&seqs)
-                .execute(&mut *conn)
-                .await?;
+            // The mark is bookkeeping, not a fact to keep: committed without waiting for the disk
+            // flush, so the relay does not compete with the services' own commits for it. A crash
+            // that loses it republishes those rows, which `Nats-Msg-Id` and the consumers' inbox
+            // already absorb. One round trip (a multi-statement query is one implicit transaction,
+            // which SET LOCAL applies to); the seqs are integers, safe to inline.
+            let seqs: Vec<String> = messages[..acked].iter().map(|(seq, ..)| seq.to_string()).collect();
+            let mark = format!(
+                "SET LOCAL synchronous_commit = off;
+                 UPDATE outbox SET published_at = now() WHERE seq = ANY('{{{}}}'::bigint[])",
+                seqs.join(",")
+            );
+            sqlx::Executor::execute(&mut *conn, mark.as_str()).await?;
             self.metrics.published.inc_by(acked as u64);
         }
         match outcome {
