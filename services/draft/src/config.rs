@@ -19,6 +19,10 @@ pub struct Config {
     pub approval_committers: usize,
     pub approval_max_batch: usize,
     pub expiry_every: Duration,
+    /// The message consumer: lanes (one customer's messages always share one) and the most
+    /// messages a lane handles in one transaction.
+    pub message_lanes: usize,
+    pub message_max_batch: usize,
     pub calls_retry: resilience::RetryPolicy,
     pub calls_breaker: resilience::BreakerConfig,
 }
@@ -39,6 +43,8 @@ impl ServiceConfig for Config {
             approval_committers: env.get("DRAFT_APPROVAL_COMMITTERS", 4)?,
             approval_max_batch: env.get("DRAFT_APPROVAL_MAX_BATCH", 64)?,
             expiry_every: env.millis("DRAFT_EXPIRY_EVERY_MS", Duration::from_secs(5))?,
+            message_lanes: env.get("DRAFT_MESSAGE_LANES", 8)?,
+            message_max_batch: env.get("DRAFT_MESSAGE_MAX_BATCH", 64)?,
             calls_retry: resilience::RetryPolicy::from_env("DRAFT_CALLS", resilience::RetryPolicy::internal())
                 .map_err(|e| invalid("DRAFT_CALLS_*", e))?,
             calls_breaker: resilience::BreakerConfig::from_env("DRAFT_CALLS", resilience::BreakerConfig::default())
@@ -64,6 +70,8 @@ impl Config {
             approval_committers: 4,
             approval_max_batch: 64,
             expiry_every: Duration::from_millis(200),
+            message_lanes: 8,
+            message_max_batch: 64,
             calls_retry: resilience::RetryPolicy {
                 max_attempts: 3,
                 base_delay: Duration::from_millis(20),

@@ -2,8 +2,10 @@
 //! API) and auto-approval all go through [`propose`]. A proposal from a customer who already has
 //! a draft waiting for review adds to it instead of opening a second one.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use bus::outbox::OutboxRow;
 use bus::{Envelope, Namespace};
 use events::draft::{DraftCreated, DraftUpdated};
 use money::{Currency, Money};
@@ -52,33 +54,102 @@ pub async fn propose(
     settings: &Settings,
     proposal: Proposal,
 ) -> Result<Outcome, DbError> {
-    let zero = Money::zero(proposal.currency);
-    if let Some(key) = &proposal.customer_key
-        && let Some(mut open) = drafts::open_for_customer(conn, proposal.tenant_id, key).await?
-        && open.currency == proposal.currency
-    {
-        draft::merge(&mut open.items, proposal.items);
-        open.totals =
-            draft::totals(open.currency, &open.items, open.totals.discount, open.totals.tax, open.totals.shipping)
-                .map_err(|e| DbError::Internal(e.to_string()))?;
-        drafts::save(conn, &mut open).await?;
-        let event = DraftUpdated {
-            draft_id: open.id.to_string(),
-            version: open.version,
-            cause: "follow-up message".into(),
-            total_minor: open.totals.total.amount_minor,
+    propose_many(conn, namespace, vec![(settings, proposal)])
+        .await?
+        .pop()
+        .ok_or_else(|| DbError::Internal("no outcome for a proposal".into()))
+}
+
+/// [`propose`] for several proposals, in order, inside the caller's transaction, each with its
+/// tenant's settings. The outcome is what proposing them one by one would give: a later proposal
+/// from a customer extends the draft an earlier one opened. New drafts are written together, in
+/// one statement per table, as are the events.
+pub async fn propose_many(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    proposals: Vec<(&Settings, Proposal)>,
+) -> Result<Vec<Outcome>, DbError> {
+    let mut customers: Vec<(Uuid, &str)> =
+        proposals.iter().filter_map(|(_, p)| p.customer_key.as_deref().map(|key| (p.tenant_id, key))).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    // Every draft this call may touch, and whether it is new (written at the end) or already in
+    // the database (saved at each change, which bumps its version there).
+    let mut drafts: Vec<(DraftRecord, bool)> =
+        drafts::open_for_customers(conn, &customers).await?.into_iter().map(|d| (d, false)).collect();
+    let mut open: HashMap<(Uuid, String), usize> =
+        drafts.iter().enumerate().map(|(i, (d, _))| ((d.tenant_id, d.customer_key.clone()), i)).collect();
+
+    let mut events = Vec::with_capacity(proposals.len());
+    let mut outcomes = Vec::with_capacity(proposals.len());
+    for (settings, proposal) in proposals {
+        let customer = proposal.customer_key.clone().map(|key| (proposal.tenant_id, key));
+        if let Some(&i) = customer.as_ref().and_then(|c| open.get(c))
+            && drafts[i].0.currency == proposal.currency
+        {
+            let (draft, new) = &mut drafts[i];
+            draft::merge(&mut draft.items, proposal.items);
+            draft.totals = draft::totals(
+                draft.currency,
+                &draft.items,
+                draft.totals.discount,
+                draft.totals.tax,
+                draft.totals.shipping,
+            )
+            .map_err(|e| DbError::Internal(e.to_string()))?;
+            if *new {
+                draft.version += 1;
+            } else {
+                drafts::save(conn, draft).await?;
+            }
+            let event = DraftUpdated {
+                draft_id: draft.id.to_string(),
+                version: draft.version,
+                cause: "follow-up message".into(),
+                total_minor: draft.totals.total.amount_minor,
+            };
+            let envelope =
+                Envelope::new(draft.tenant_id, format!("draft:{}", draft.id), event, proposal.cause.as_ref());
+            events.push(OutboxRow::for_event(namespace, envelope)?);
+            outcomes.push(Outcome::Extended(draft.clone()));
+            continue;
+        }
+
+        let cause = proposal.cause.clone();
+        let record = new_draft(settings, proposal)?;
+        let event = DraftCreated {
+            draft_id: record.id.to_string(),
+            source: record.source.clone(),
+            customer_key: record.customer_key.clone(),
+            items: record.items.len(),
+            unmatched_items: record.items.iter().filter(|i| i.sku.is_none()).count(),
+            currency: record.currency.code().to_string(),
+            total_minor: record.totals.total.amount_minor,
         };
-        let envelope = Envelope::new(open.tenant_id, format!("draft:{}", open.id), event, proposal.cause.as_ref());
-        bus::outbox::enqueue(conn, namespace, envelope).await?;
-        return Ok(Outcome::Extended(open));
+        let envelope = Envelope::new(record.tenant_id, format!("draft:{}", record.id), event, cause.as_ref());
+        events.push(OutboxRow::for_event(namespace, envelope)?);
+        outcomes.push(Outcome::Created(record.clone()));
+        if let Some(customer) = customer {
+            open.insert(customer, drafts.len());
+        }
+        drafts.push((record, true));
     }
 
+    let new: Vec<&DraftRecord> = drafts.iter().filter(|(_, new)| *new).map(|(d, _)| d).collect();
+    drafts::insert_many(conn, &new).await?;
+    bus::outbox::enqueue_many(conn, &events).await?;
+    Ok(outcomes)
+}
+
+/// A draft waiting for review, with the tenant's time to live.
+fn new_draft(settings: &Settings, proposal: Proposal) -> Result<DraftRecord, DbError> {
     let id = Uuid::now_v7();
     let now = OffsetDateTime::now_utc();
+    let zero = Money::zero(proposal.currency);
     let totals = draft::totals(proposal.currency, &proposal.items, zero, zero, zero)
         .map_err(|e| DbError::Internal(e.to_string()))?;
     let ttl = Duration::from_secs(u64::try_from(settings.ttl_minutes.max(1)).unwrap_or(1440) * 60);
-    let record = DraftRecord {
+    Ok(DraftRecord {
         id,
         tenant_id: proposal.tenant_id,
         status: Status::PendingReview,
@@ -100,18 +171,5 @@ pub async fn propose(
         order_id: None,
         order_code: None,
         rejected_reason: None,
-    };
-    drafts::insert(conn, &record).await?;
-    let event = DraftCreated {
-        draft_id: id.to_string(),
-        source: record.source.clone(),
-        customer_key: record.customer_key.clone(),
-        items: record.items.len(),
-        unmatched_items: record.items.iter().filter(|i| i.sku.is_none()).count(),
-        currency: record.currency.code().to_string(),
-        total_minor: record.totals.total.amount_minor,
-    };
-    let envelope = Envelope::new(record.tenant_id, format!("draft:{id}"), event, proposal.cause.as_ref());
-    bus::outbox::enqueue(conn, namespace, envelope).await?;
-    Ok(Outcome::Created(record))
+    })
 }

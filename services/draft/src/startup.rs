@@ -70,15 +70,16 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
 
     let consumer_metrics = bus::consumer::ConsumerMetrics::default();
     consumer_metrics.register(&wiring.metrics);
-    let messages = bus::consumer::run(
+    let messages = bus::consumer::run_batched(
         wiring.bus.clone(),
         wiring.pool.clone(),
         bus::ConsumerSpec {
             name: messages::CONSUMER.into(),
             domain: "ingest",
             filter_subjects: messages::filter_subjects(&namespace),
-            lanes: 8,
+            lanes: config.message_lanes,
         },
+        config.message_max_batch,
         Arc::new(MessageEvents {
             namespace: namespace.clone(),
             catalog: catalog.clone(),

@@ -76,17 +76,37 @@ pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<DraftRecord, DbErr
 }
 
 async fn load_items(conn: &mut PgConnection, draft: &mut DraftRecord) -> Result<(), DbError> {
-    let currency = draft.currency;
-    let rows: Vec<(String, Option<String>, String, i64, Option<i64>, Option<i64>, f32)> = sqlx::query_as(
-        "SELECT original_text, sku, name, quantity, unit_price_minor, message_price_minor, confidence
-         FROM draft_items WHERE draft_id = $1 ORDER BY position",
+    load_items_of(conn, std::slice::from_mut(draft)).await
+}
+
+/// Loads the items of several drafts in one query.
+///
+/// This and the other lookups by a list of keys are planned at each execution
+/// (`persistent(false)`): a plan cached while the table was tiny (the first drafts after start)
+/// reads the whole table for every batch once it has grown, where one index probe per key is
+/// what a planner that sees the table's size chooses.
+async fn load_items_of(conn: &mut PgConnection, drafts: &mut [DraftRecord]) -> Result<(), DbError> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = drafts.iter().map(|d| d.id).collect();
+    type ItemRow = (Uuid, String, Option<String>, String, i64, Option<i64>, Option<i64>, f32);
+    let rows: Vec<ItemRow> = sqlx::query_as(
+        "SELECT draft_id, original_text, sku, name, quantity, unit_price_minor, message_price_minor, confidence
+         FROM draft_items WHERE draft_id = ANY($1) ORDER BY draft_id, position",
     )
-    .bind(draft.id)
+    .persistent(false)
+    .bind(&ids)
     .fetch_all(conn)
     .await?;
-    draft.items = rows
-        .into_iter()
-        .map(|(original_text, sku, name, quantity, unit, message, confidence)| Item {
+    let index: std::collections::HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    for draft in drafts.iter_mut() {
+        draft.items.clear();
+    }
+    for (draft_id, original_text, sku, name, quantity, unit, message, confidence) in rows {
+        let Some(&i) = index.get(&draft_id) else { continue };
+        let currency = drafts[i].currency;
+        drafts[i].items.push(Item {
             original_text,
             sku,
             name,
@@ -94,8 +114,8 @@ async fn load_items(conn: &mut PgConnection, draft: &mut DraftRecord) -> Result<
             unit_price: unit.map(|a| Money::new(a, currency)),
             message_price: message.map(|a| Money::new(a, currency)),
             confidence,
-        })
-        .collect();
+        });
+    }
     Ok(())
 }
 
@@ -123,37 +143,64 @@ pub async fn open_for_customer(
     tenant_id: Uuid,
     customer_key: &str,
 ) -> Result<Option<DraftRecord>, DbError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM drafts WHERE tenant_id = $1 AND customer_key = $2 AND status = 'pending_review' FOR UPDATE"
+    Ok(open_for_customers(conn, &[(tenant_id, customer_key)]).await?.pop())
+}
+
+/// The drafts still waiting for review of several customers (tenant, customer key), locked, in
+/// one query for the drafts and one for their items. Customers without one are left out.
+pub async fn open_for_customers(
+    conn: &mut PgConnection,
+    customers: &[(Uuid, &str)],
+) -> Result<Vec<DraftRecord>, DbError> {
+    if customers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<Uuid> = customers.iter().map(|(t, _)| *t).collect();
+    let keys: Vec<&str> = customers.iter().map(|(_, k)| *k).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM drafts
+         WHERE status = 'pending_review' AND (tenant_id, customer_key) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+         FOR UPDATE"
     ))
-    .bind(tenant_id)
-    .bind(customer_key)
-    .fetch_optional(&mut *conn)
+    .persistent(false)
+    .bind(&tenants)
+    .bind(&keys)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let mut draft = from_row(&row)?;
-    load_items(conn, &mut draft).await?;
-    Ok(Some(draft))
+    let mut drafts: Vec<DraftRecord> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    load_items_of(conn, &mut drafts).await?;
+    Ok(drafts)
 }
 
 async fn write_items(conn: &mut PgConnection, draft_id: Uuid, items: &[Item]) -> Result<(), DbError> {
     sqlx::query("DELETE FROM draft_items WHERE draft_id = $1").bind(draft_id).execute(&mut *conn).await?;
-    if items.is_empty() {
+    insert_items(conn, &[(draft_id, items)]).await
+}
+
+/// The items of several drafts in one statement.
+async fn insert_items(conn: &mut PgConnection, drafts: &[(Uuid, &[Item])]) -> Result<(), DbError> {
+    let rows: Vec<(Uuid, i32, &Item)> = drafts
+        .iter()
+        .flat_map(|(id, items)| items.iter().zip(1..).map(move |(item, position)| (*id, position, item)))
+        .collect();
+    if rows.is_empty() {
         return Ok(());
     }
-    let positions: Vec<i32> = (1..=items.len() as i32).collect();
-    let texts: Vec<&str> = items.iter().map(|i| i.original_text.as_str()).collect();
-    let skus: Vec<Option<&str>> = items.iter().map(|i| i.sku.as_deref()).collect();
-    let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-    let quantities: Vec<i64> = items.iter().map(|i| i.quantity).collect();
-    let prices: Vec<Option<i64>> = items.iter().map(|i| i.unit_price.map(|p| p.amount_minor)).collect();
-    let message_prices: Vec<Option<i64>> = items.iter().map(|i| i.message_price.map(|p| p.amount_minor)).collect();
-    let confidences: Vec<f32> = items.iter().map(|i| i.confidence).collect();
+    let draft_ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
+    let positions: Vec<i32> = rows.iter().map(|(_, p, _)| *p).collect();
+    let texts: Vec<&str> = rows.iter().map(|(_, _, i)| i.original_text.as_str()).collect();
+    let skus: Vec<Option<&str>> = rows.iter().map(|(_, _, i)| i.sku.as_deref()).collect();
+    let names: Vec<&str> = rows.iter().map(|(_, _, i)| i.name.as_str()).collect();
+    let quantities: Vec<i64> = rows.iter().map(|(_, _, i)| i.quantity).collect();
+    let prices: Vec<Option<i64>> = rows.iter().map(|(_, _, i)| i.unit_price.map(|p| p.amount_minor)).collect();
+    let message_prices: Vec<Option<i64>> =
+        rows.iter().map(|(_, _, i)| i.message_price.map(|p| p.amount_minor)).collect();
+    let confidences: Vec<f32> = rows.iter().map(|(_, _, i)| i.confidence).collect();
     sqlx::query(
         "INSERT INTO draft_items (draft_id, position, original_text, sku, name, quantity, unit_price_minor, message_price_minor, confidence)
-         SELECT $1, * FROM UNNEST($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::real[])",
+         SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::real[])",
     )
-    .bind(draft_id)
+    .bind(&draft_ids)
     .bind(&positions)
     .bind(&texts)
     .bind(&skus)
@@ -178,31 +225,57 @@ fn search_text(customer: &Customer) -> String {
 }
 
 pub async fn insert(conn: &mut PgConnection, draft: &DraftRecord) -> Result<(), DbError> {
+    insert_many(conn, &[draft]).await
+}
+
+/// New drafts and their items, in one statement each whatever their number.
+pub async fn insert_many(conn: &mut PgConnection, drafts: &[&DraftRecord]) -> Result<(), DbError> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    let json = |value: Result<serde_json::Value, serde_json::Error>| value.unwrap_or_default();
+    let ids: Vec<Uuid> = drafts.iter().map(|d| d.id).collect();
+    let tenants: Vec<Uuid> = drafts.iter().map(|d| d.tenant_id).collect();
+    let statuses: Vec<&str> = drafts.iter().map(|d| d.status.as_str()).collect();
+    let sources: Vec<&str> = drafts.iter().map(|d| d.source.as_str()).collect();
+    let customers: Vec<serde_json::Value> = drafts.iter().map(|d| json(serde_json::to_value(&d.customer))).collect();
+    let customer_keys: Vec<&str> = drafts.iter().map(|d| d.customer_key.as_str()).collect();
+    let searches: Vec<String> = drafts.iter().map(|d| search_text(&d.customer)).collect();
+    let addresses: Vec<Option<serde_json::Value>> =
+        drafts.iter().map(|d| d.shipping_address.as_ref().map(|a| json(serde_json::to_value(a)))).collect();
+    let currencies: Vec<&str> = drafts.iter().map(|d| d.currency.code()).collect();
+    let money = |f: fn(&Totals) -> Money| -> Vec<i64> { drafts.iter().map(|d| f(&d.totals).amount_minor).collect() };
+    let notes: Vec<&str> = drafts.iter().map(|d| d.notes.as_str()).collect();
+    let versions: Vec<i64> = drafts.iter().map(|d| d.version).collect();
+    let expires: Vec<OffsetDateTime> = drafts.iter().map(|d| d.expires_at).collect();
     sqlx::query(
         "INSERT INTO drafts (id, tenant_id, status, source, customer, customer_key, customer_search, shipping_address, currency,
             subtotal_minor, discount_minor, tax_minor, shipping_minor, total_minor, notes, version, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::jsonb[],
+            $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::bigint[],
+            $17::timestamptz[])",
     )
-    .bind(draft.id)
-    .bind(draft.tenant_id)
-    .bind(draft.status.as_str())
-    .bind(&draft.source)
-    .bind(serde_json::to_value(&draft.customer).unwrap_or_default())
-    .bind(&draft.customer_key)
-    .bind(search_text(&draft.customer))
-    .bind(draft.shipping_address.as_ref().map(|a| serde_json::to_value(a).unwrap_or_default()))
-    .bind(draft.currency.code())
-    .bind(draft.totals.subtotal.amount_minor)
-    .bind(draft.totals.discount.amount_minor)
-    .bind(draft.totals.tax.amount_minor)
-    .bind(draft.totals.shipping.amount_minor)
-    .bind(draft.totals.total.amount_minor)
-    .bind(&draft.notes)
-    .bind(draft.version)
-    .bind(draft.expires_at)
+    .bind(&ids)
+    .bind(&tenants)
+    .bind(&statuses)
+    .bind(&sources)
+    .bind(&customers)
+    .bind(&customer_keys)
+    .bind(&searches)
+    .bind(&addresses)
+    .bind(&currencies)
+    .bind(money(|t| t.subtotal))
+    .bind(money(|t| t.discount))
+    .bind(money(|t| t.tax))
+    .bind(money(|t| t.shipping))
+    .bind(money(|t| t.total))
+    .bind(&notes)
+    .bind(&versions)
+    .bind(&expires)
     .execute(&mut *conn)
     .await?;
-    write_items(conn, draft.id, &draft.items).await
+    let items: Vec<(Uuid, &[Item])> = drafts.iter().map(|d| (d.id, d.items.as_slice())).collect();
+    insert_items(conn, &items).await
 }
 
 /// Writes a changed draft (items, totals, customer, address, notes) and bumps its version.
@@ -381,6 +454,15 @@ pub async fn list(
     Ok(drafts)
 }
 
+/// A customer message that became, or was merged into, a draft.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRecord<'a> {
+    pub tenant_id: Uuid,
+    pub message_key: &'a str,
+    pub customer_key: &'a str,
+    pub text_hash: &'a str,
+}
+
 /// Whether this message, or the same text from the same customer lately, was already seen.
 pub async fn seen_message(
     conn: &mut PgConnection,
@@ -390,17 +472,37 @@ pub async fn seen_message(
     text_hash: &str,
     window: std::time::Duration,
 ) -> Result<bool, DbError> {
-    let seen: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM draft_messages WHERE tenant_id = $1 AND message_key = $2)
-             OR EXISTS (SELECT 1 FROM draft_messages WHERE tenant_id = $1 AND customer_key = $3 AND text_hash = $4
-                        AND received_at > now() - make_interval(secs => $5))",
+    let message = MessageRecord { tenant_id, message_key, customer_key, text_hash };
+    Ok(seen_messages(conn, &[message], window).await?.first().copied().unwrap_or(false))
+}
+
+/// [`seen_message`] for several messages in one query; one answer per message, in order.
+pub async fn seen_messages(
+    conn: &mut PgConnection,
+    messages: &[MessageRecord<'_>],
+    window: std::time::Duration,
+) -> Result<Vec<bool>, DbError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<Uuid> = messages.iter().map(|m| m.tenant_id).collect();
+    let message_keys: Vec<&str> = messages.iter().map(|m| m.message_key).collect();
+    let customer_keys: Vec<&str> = messages.iter().map(|m| m.customer_key).collect();
+    let hashes: Vec<&str> = messages.iter().map(|m| m.text_hash).collect();
+    let seen: Vec<bool> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM draft_messages d WHERE d.tenant_id = m.tenant_id AND d.message_key = m.message_key)
+             OR EXISTS (SELECT 1 FROM draft_messages d WHERE d.tenant_id = m.tenant_id AND d.customer_key = m.customer_key
+                        AND d.text_hash = m.text_hash AND d.received_at > now() - make_interval(secs => $5))
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS m(tenant_id, message_key, customer_key, text_hash, i)
+         ORDER BY m.i",
     )
-    .bind(tenant_id)
-    .bind(message_key)
-    .bind(customer_key)
-    .bind(text_hash)
+    .persistent(false)
+    .bind(&tenants)
+    .bind(&message_keys)
+    .bind(&customer_keys)
+    .bind(&hashes)
     .bind(window.as_secs_f64())
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await?;
     Ok(seen)
 }
@@ -413,15 +515,32 @@ pub async fn record_message(
     text_hash: &str,
     draft_id: Option<Uuid>,
 ) -> Result<(), DbError> {
+    record_messages(conn, &[(MessageRecord { tenant_id, message_key, customer_key, text_hash }, draft_id)]).await
+}
+
+/// [`record_message`] for several messages in one statement.
+pub async fn record_messages(
+    conn: &mut PgConnection,
+    messages: &[(MessageRecord<'_>, Option<Uuid>)],
+) -> Result<(), DbError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<Uuid> = messages.iter().map(|(m, _)| m.tenant_id).collect();
+    let message_keys: Vec<&str> = messages.iter().map(|(m, _)| m.message_key).collect();
+    let customer_keys: Vec<&str> = messages.iter().map(|(m, _)| m.customer_key).collect();
+    let hashes: Vec<&str> = messages.iter().map(|(m, _)| m.text_hash).collect();
+    let drafts: Vec<Option<Uuid>> = messages.iter().map(|(_, d)| *d).collect();
     sqlx::query(
-        "INSERT INTO draft_messages (tenant_id, message_key, customer_key, text_hash, draft_id) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO draft_messages (tenant_id, message_key, customer_key, text_hash, draft_id)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[])
          ON CONFLICT DO NOTHING",
     )
-    .bind(tenant_id)
-    .bind(message_key)
-    .bind(customer_key)
-    .bind(text_hash)
-    .bind(draft_id)
+    .bind(&tenants)
+    .bind(&message_keys)
+    .bind(&customer_keys)
+    .bind(&hashes)
+    .bind(&drafts)
     .execute(conn)
     .await?;
     Ok(())

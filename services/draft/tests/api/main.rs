@@ -2,6 +2,7 @@
 //! order (and ingest) running in-process beside it.
 
 mod approval;
+mod batches;
 mod crash;
 mod health;
 mod helpers;
