@@ -43,11 +43,10 @@ scenarios:
   pipeline   webhook -> draft end to end at --rate (default 1,000/s), then at 2,000/s offered
   all        every scenario in turn, 4 s windows unless --seconds is given
 
-By default the services run under the test subscriber (testkit::init_logs: the tracing registry
-with the OpenTelemetry layer, as in production, logs silent). --without-spans installs no
-subscriber, so spans cost nothing and the registry's span bookkeeping is off: a workaround for a
-service bug that panics a worker under the registry (a span entered across an .await in
-libs/bus/src/consumer.rs), giving the figures that bug hides.
+By default the services run under their production subscriber (telemetry::init: JSON logs at
+the default level, formatted into a sink here; the OpenTelemetry layer only when
+OTEL_EXPORTER_OTLP_ENDPOINT is set, so setting it measures the cost of exporting spans).
+--without-spans installs no subscriber at all: spans and logs cost nothing.
 
 --seconds is each measured window (default 10; a 1 s warm-up comes first and is not measured).
 Services run with their production settings; their environment variables (e.g. INGEST_MAX_BATCH,
@@ -151,7 +150,8 @@ async fn machine_header(options: &Options) {
         if options.without_spans {
             "no subscriber (--without-spans): spans are no-ops"
         } else {
-            "the test subscriber: tracing registry + OpenTelemetry layer, logs silent"
+            "the services' own subscriber (JSON logs at their default level, formatted into a sink; \
+             OpenTelemetry spans only when OTEL_EXPORTER_OTLP_ENDPOINT is set, as in production)"
         }
     );
 }
@@ -169,10 +169,15 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if options.without_spans {
-        // Installed first, so testkit's own (try_init) subscriber is not.
+    // Installed first, so testkit's own (try_init) subscriber is not. The guard lives to the end.
+    let _telemetry = if options.without_spans {
         let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
-    }
+        None
+    } else {
+        telemetry::init_with_writer("orderflow-bench", telemetry::LogFormat::Json, std::io::sink)
+            .map_err(|err| eprintln!("orderflow-bench: {err}"))
+            .ok()
+    };
     testkit::init_logs();
     machine_header(&options).await;
     let scenarios: Vec<&str> = match scenario.as_str() {
