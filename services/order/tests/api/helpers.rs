@@ -29,7 +29,7 @@ pub const INVENTORY_CONSUMER: &str = order::inbound::inventory_events::CONSUMER;
 
 pub struct TestApp {
     /// Holds the test database and namespace for as long as the app runs.
-    _env: testkit::TestEnv,
+    env: testkit::TestEnv,
     pub namespace: Namespace,
     /// A superuser pool on the test database (the service's tables are in schema `orders`).
     pub admin: PgPool,
@@ -62,7 +62,7 @@ pub async fn spawn_app() -> TestApp {
     let jetstream = jetstream::new(async_nats::connect(testkit::nats_url()).await.expect("nats"));
     let namespace = Namespace::new(&env.namespace).expect("namespace");
     let admin = env.db.admin().await.expect("admin pool");
-    let app = TestApp { _env: env, namespace, admin, channel, jetstream, token, _running: running };
+    let app = TestApp { env, namespace, admin, channel, jetstream, token, _running: running };
     testkit::eventually("the order stream and the inventory consumer exist", PATIENCE, || async {
         let order_stream = app.jetstream.get_stream(app.namespace.stream_name("order")).await.is_ok();
         match app.jetstream.get_stream(app.namespace.stream_name("inventory")).await {
@@ -220,6 +220,12 @@ impl TestApp {
         }
         assert_eq!(status_of(&order), target);
         order
+    }
+
+    /// A pool as the service has it (its role, its schema), to drive its batch processors
+    /// directly.
+    pub fn service_pool(&self) -> PgPool {
+        db::connect(&self.env.common("order").db).expect("service pool")
     }
 
     pub async fn admin_scalar(&self, sql: &str) -> i64 {
@@ -459,9 +465,7 @@ impl Caller {
     }
 }
 
-/// How many CreateOrder calls a test runs at once. CreateOrder holds a transaction while it takes a
-/// second pool connection for the order code, so more concurrent creates than half the pool
-/// starve it (see `creation::twenty_concurrent_creates_with_one_key_make_exactly_one_order`).
+/// How many calls [`Limited`] runs at once.
 pub const CONCURRENCY: usize = 3;
 
 /// Runs jobs at most [`CONCURRENCY`] at a time and collects their results (in completion order).

@@ -4,6 +4,7 @@ mod bulk_update;
 mod creation;
 mod editing;
 mod events_published;
+mod group_commits;
 mod health;
 mod helpers;
 mod history_audit;
