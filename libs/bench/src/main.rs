@@ -174,9 +174,17 @@ async fn main() -> std::process::ExitCode {
         let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
         None
     } else {
-        telemetry::init_with_writer("orderflow-bench", telemetry::LogFormat::Json, std::io::sink)
-            .map_err(|err| eprintln!("orderflow-bench: {err}"))
+        // ORDERFLOW_BENCH_LOG=path keeps the services' log lines (e.g. an approval's step timings).
+        let installed = match std::env::var("ORDERFLOW_BENCH_LOG")
             .ok()
+            .and_then(|path| std::fs::File::create(path).ok())
+        {
+            Some(file) => {
+                telemetry::init_with_writer("orderflow-bench", telemetry::LogFormat::Json, std::sync::Mutex::new(file))
+            }
+            None => telemetry::init_with_writer("orderflow-bench", telemetry::LogFormat::Json, std::io::sink),
+        };
+        installed.map_err(|err| eprintln!("orderflow-bench: {err}")).ok()
     };
     testkit::init_logs();
     machine_header(&options).await;

@@ -142,8 +142,11 @@ impl Approver {
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
             let job = StartJob { tenant_id, draft_id, user: user.to_string() };
+            let started = tokio::time::Instant::now();
             match self.starts.submit(job).await?? {
-                Started::Leased(draft) => return self.drive_leased(*draft, Some(user)).await,
+                Started::Leased(draft) => {
+                    return self.drive_leased(*draft, Some(user), started.elapsed()).await;
+                }
                 Started::AlreadyApproved(approved, draft) => return Ok((approved, *draft)),
                 Started::InProgress => {
                     // Someone else is approving it: wait for them (or for their lease to run out).
@@ -166,7 +169,7 @@ impl Approver {
         let mut conn = self.pool.acquire().await?;
         let draft = drafts::get(&mut conn, tenant_id, draft_id, false).await?.ok_or(ApproveError::NotFound)?;
         drop(conn);
-        self.drive_leased(draft, user).await
+        self.drive_leased(draft, user, Duration::ZERO).await
     }
 
     /// Steps 2 to 4 for a draft as it was when this process took its lease.
@@ -174,8 +177,10 @@ impl Approver {
         &self,
         mut draft: DraftRecord,
         user: Option<&str>,
+        lease_took: Duration,
     ) -> Result<(Approved, DraftRecord), ApproveError> {
         let (tenant_id, draft_id) = (draft.tenant_id, draft.id);
+        let mut step = tokio::time::Instant::now();
         let reference = draft.reservation_reference.clone().unwrap_or_else(|| reservation_reference(&draft));
 
         match self.inventory.reserve(tenant_id, user, &reference, &draft.items).await {
@@ -192,6 +197,8 @@ impl Approver {
             Err(CallError::Unavailable { message, .. }) => return Err(ApproveError::InProgress(message)),
         }
         failpoints::hit("draft.approve.after_reserve");
+        let reserve_took = step.elapsed();
+        step = tokio::time::Instant::now();
 
         let (order_id, order_code) = match self.orders.create_order(&draft, user, &reference).await {
             Ok(created) => created,
@@ -207,6 +214,8 @@ impl Approver {
             Err(CallError::Unavailable { message, .. }) => return Err(ApproveError::InProgress(message)),
         };
         failpoints::hit("draft.approve.after_create_order");
+        let order_took = step.elapsed();
+        step = tokio::time::Instant::now();
 
         let job = FinishJob { tenant_id, draft_id, order_id, order_code: order_code.clone() };
         match self.finishes.submit(job).await?? {
@@ -226,7 +235,15 @@ impl Approver {
                 draft = drafts::get(&mut conn, tenant_id, draft_id, false).await?.ok_or(ApproveError::NotFound)?;
             }
         }
-        tracing::info!(%draft_id, %order_id, %order_code, "draft approved");
+        // Where an approval's time went, per step, for whoever investigates a slow one.
+        tracing::info!(
+            %draft_id, %order_id, %order_code,
+            lease_ms = lease_took.as_secs_f64() * 1e3,
+            reserve_ms = reserve_took.as_secs_f64() * 1e3,
+            order_ms = order_took.as_secs_f64() * 1e3,
+            finish_ms = step.elapsed().as_secs_f64() * 1e3,
+            "draft approved"
+        );
         Ok((Approved { order_id, order_code }, draft))
     }
 
