@@ -157,10 +157,12 @@ pub async fn open_for_customers(
     }
     let tenants: Vec<Uuid> = customers.iter().map(|(t, _)| *t).collect();
     let keys: Vec<&str> = customers.iter().map(|(_, k)| *k).collect();
+    // One index probe per customer (a lateral subquery cannot become a hash join over the table).
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM drafts
-         WHERE status = 'pending_review' AND (tenant_id, customer_key) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
-         FOR UPDATE"
+        "SELECT d.* FROM unnest($1::uuid[], $2::text[]) AS k(tenant_id, customer_key)
+         CROSS JOIN LATERAL (SELECT {COLUMNS} FROM drafts
+                             WHERE tenant_id = k.tenant_id AND customer_key = k.customer_key AND status = 'pending_review'
+                             FOR UPDATE) d"
     ))
     .persistent(false)
     .bind(&tenants)
@@ -490,10 +492,14 @@ pub async fn seen_messages(
     let customer_keys: Vec<&str> = messages.iter().map(|m| m.customer_key).collect();
     let hashes: Vec<&str> = messages.iter().map(|m| m.text_hash).collect();
     let seen: Vec<bool> = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM draft_messages d WHERE d.tenant_id = m.tenant_id AND d.message_key = m.message_key)
-             OR EXISTS (SELECT 1 FROM draft_messages d WHERE d.tenant_id = m.tenant_id AND d.customer_key = m.customer_key
-                        AND d.text_hash = m.text_hash AND d.received_at > now() - make_interval(secs => $5))
+        // Lateral subqueries: index probes per message, never a hashed scan of the whole table.
+        "SELECT by_key.hit IS NOT NULL OR by_text.hit IS NOT NULL
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS m(tenant_id, message_key, customer_key, text_hash, i)
+         LEFT JOIN LATERAL (SELECT 1 AS hit FROM draft_messages d
+                            WHERE d.tenant_id = m.tenant_id AND d.message_key = m.message_key LIMIT 1) by_key ON true
+         LEFT JOIN LATERAL (SELECT 1 AS hit FROM draft_messages d
+                            WHERE d.tenant_id = m.tenant_id AND d.customer_key = m.customer_key AND d.text_hash = m.text_hash
+                              AND d.received_at > now() - make_interval(secs => $5) LIMIT 1) by_text ON true
          ORDER BY m.i",
     )
     .persistent(false)
