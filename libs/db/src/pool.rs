@@ -36,18 +36,13 @@ impl DbConfig {
 
 /// A pool whose every connection has `search_path` set to the service's schema.
 ///
-/// Statements are planned for their actual parameters every time (`plan_cache_mode`): batched
-/// statements take arrays of 1 to a few hundred keys, and a cached generic plan assumes 10 and
-/// keeps whatever it chose while a table was small, such as a sequential scan of a table that has
-/// grown to millions of rows. Planning these short statements costs far less than one such scan.
-///
 /// The pool connects lazily so a service can start (and report not-ready) while Postgres is down.
 pub fn connect(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config
         .url
         .expose()
         .parse::<PgConnectOptions>()?
-        .options([("search_path", config.schema.as_str()), ("plan_cache_mode", "force_custom_plan")])
+        .options([("search_path", config.schema.as_str())])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     Ok(PgPoolOptions::new()

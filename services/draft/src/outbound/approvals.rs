@@ -13,6 +13,9 @@ use super::DbError;
 use super::drafts::{COLUMNS, DraftRecord, from_row};
 use crate::domain::draft::Item;
 
+// Statements over a list of ids are unnamed (`persistent(false)`): planned for the list they get,
+// not by a generic plan cached while the drafts table was small.
+
 /// The drafts with these ids, locked (in id order, so batches cannot deadlock), with their items:
 /// two queries for the whole batch.
 pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, DraftRecord>, DbError> {
@@ -20,6 +23,7 @@ pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<
     ids.sort();
     ids.dedup();
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE"))
+        .persistent(false)
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
@@ -37,6 +41,7 @@ pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<
         "SELECT draft_id, original_text, sku, name, quantity, unit_price_minor, message_price_minor, confidence
          FROM draft_items WHERE draft_id = ANY($1) ORDER BY draft_id, position",
     )
+    .persistent(false)
     .bind(&found)
     .fetch_all(&mut *conn)
     .await?;
@@ -86,6 +91,7 @@ pub async fn begin_many(
          WHERE d.id = u.id AND d.id = ANY($1)
          RETURNING d.id, d.lease_until",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(&references)
     .bind(&users)
@@ -130,6 +136,7 @@ pub async fn finish_many(
          WHERE d.id = u.id AND d.id = ANY($1) AND d.status = 'approving' AND d.lease_owner = $4
          RETURNING d.id, d.version, d.updated_at",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(&order_ids)
     .bind(&codes)
