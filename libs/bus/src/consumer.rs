@@ -87,8 +87,10 @@ pub trait BatchHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<BatchResults, HandlerError>> + Send + 'a;
 }
 
-/// A [`Handler`] run as batches of one: the transaction is unusable after any error.
-struct OneAtATime<H>(Arc<H>);
+/// A [`Handler`] as a [`BatchHandler`]: the batch's events in turn, in one transaction. The first
+/// error leaves the transaction unusable, so the consumer runs that batch again one event per
+/// transaction and only the culprit fails. [`run`] uses it with batches of one.
+pub struct OneAtATime<H>(pub Arc<H>);
 
 impl<H: Handler> BatchHandler for OneAtATime<H> {
     async fn handle_batch<'a>(

@@ -41,7 +41,8 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         wiring.pool.clone(),
         spec,
         config.consumer_max_batch,
-        Arc::new(OrderEvents { namespace: namespace.clone() }),
+        // Lane batches in one transaction: each order's creation would otherwise cost a commit here.
+        Arc::new(bus::consumer::OneAtATime(Arc::new(OrderEvents { namespace: namespace.clone() }))),
         consumer_metrics,
         wiring.token(),
     );

@@ -4,14 +4,12 @@
 
 use std::collections::HashMap;
 
-use money::Money;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::DbError;
-use super::drafts::{COLUMNS, DraftRecord, from_row};
-use crate::domain::draft::Item;
+use super::drafts::{COLUMNS, DraftRecord, from_row, load_items_of};
 
 // Statements over a list of ids are unnamed (`persistent(false)`): planned for the list they get,
 // not by a generic plan cached while the drafts table was small.
@@ -27,39 +25,9 @@ pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
-    let mut drafts: HashMap<Uuid, DraftRecord> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let draft = from_row(row)?;
-        drafts.insert(draft.id, draft);
-    }
-    let found: Vec<Uuid> = drafts.keys().copied().collect();
-    if found.is_empty() {
-        return Ok(drafts);
-    }
-    type ItemRow = (Uuid, String, Option<String>, String, i64, Option<i64>, Option<i64>, f32);
-    let items: Vec<ItemRow> = sqlx::query_as(
-        "SELECT draft_id, original_text, sku, name, quantity, unit_price_minor, message_price_minor, confidence
-         FROM draft_items WHERE draft_id = ANY($1) ORDER BY draft_id, position",
-    )
-    .persistent(false)
-    .bind(&found)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (draft_id, original_text, sku, name, quantity, unit, message, confidence) in items {
-        if let Some(draft) = drafts.get_mut(&draft_id) {
-            let currency = draft.currency;
-            draft.items.push(Item {
-                original_text,
-                sku,
-                name,
-                quantity,
-                unit_price: unit.map(|a| Money::new(a, currency)),
-                message_price: message.map(|a| Money::new(a, currency)),
-                confidence,
-            });
-        }
-    }
-    Ok(drafts)
+    let mut drafts: Vec<DraftRecord> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    load_items_of(conn, &mut drafts).await?;
+    Ok(drafts.into_iter().map(|draft| (draft.id, draft)).collect())
 }
 
 /// A draft whose approval starts: it becomes `approving`, leased to the approver.

@@ -85,7 +85,7 @@ async fn load_items(conn: &mut PgConnection, draft: &mut DraftRecord) -> Result<
 /// (`persistent(false)`): a plan cached while the table was tiny (the first drafts after start)
 /// reads the whole table for every batch once it has grown, where one index probe per key is
 /// what a planner that sees the table's size chooses.
-async fn load_items_of(conn: &mut PgConnection, drafts: &mut [DraftRecord]) -> Result<(), DbError> {
+pub(crate) async fn load_items_of(conn: &mut PgConnection, drafts: &mut [DraftRecord]) -> Result<(), DbError> {
     if drafts.is_empty() {
         return Ok(());
     }

@@ -3,7 +3,6 @@
 //! shortage is published for the order service to show; `order.cancelled` releases; shipping
 //! commits; a return restocks.
 
-use bus::consumer::{BatchHandler, BatchResults};
 use bus::{Envelope, Handler, HandlerError, Namespace};
 use events::inventory::{ReservationShortage, ShortItem};
 use events::order::{OrderCancelled, OrderCreated, OrderLine, OrderStatusChanged};
@@ -141,22 +140,5 @@ impl Handler for OrderEvents {
         } else {
             Err(HandlerError::Permanent(format!("unexpected event type {}", event.event_type)))
         }
-    }
-}
-
-/// Order events in batches: every event of a lane batch in one transaction (each order's
-/// creation would otherwise cost this service a commit of its own). The first failure leaves
-/// the transaction unusable, so the consumer runs that batch again one event per transaction
-/// and only the culprit is retried or dead-lettered.
-impl BatchHandler for OrderEvents {
-    async fn handle_batch<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        events: &'a [&'a Envelope],
-    ) -> Result<BatchResults, HandlerError> {
-        for event in events {
-            self.handle(tx, event).await?;
-        }
-        Ok(events.iter().map(|_| Ok(())).collect())
     }
 }
