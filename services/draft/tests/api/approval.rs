@@ -234,3 +234,65 @@ async fn expiry_runs_by_itself_and_never_takes_a_draft_being_approved() {
     assert_eq!(system.get_draft(&approving.id).await.status, pb::DraftStatus::Approving as i32);
     assert_eq!(system.approve(&due.id).await.unwrap_err().code(), Code::FailedPrecondition);
 }
+
+#[tokio::test]
+async fn concurrent_approvals_of_different_drafts_share_commits_yet_each_gets_its_own_outcome() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let agent = system.token(Role::Agent);
+    let mut client = system.drafts().await;
+    // Distinct customers, so each creation opens a draft of its own instead of adding to one.
+    let mut good = Vec::new();
+    for i in 0..12 {
+        let request = pb::CreateDraftRequest {
+            customer: Some(pb::Customer {
+                name: format!("Customer {i}"),
+                phone_e164: format!("+23480100000{i:02}"),
+                ..Default::default()
+            }),
+            items: vec![pb::ItemInput { sku: "HOOP-G-8".into(), quantity: 1, text: String::new() }],
+            ..Default::default()
+        };
+        good.push(client.create_draft(authorized(request, &agent)).await.expect("create").into_inner());
+    }
+    let unmatched = pb::CreateDraftRequest {
+        customer: Some(pb::Customer { name: "Bo".into(), ..Default::default() }),
+        text: "2 gold hoops size 7 and 3 purple elephants".into(),
+        ..Default::default()
+    };
+    let unmatched = client.create_draft(authorized(unmatched, &agent)).await.expect("create").into_inner();
+    let rejected = system.create_draft(&[("HOOP-G-7", 1)]).await;
+    client
+        .reject_draft(authorized(pb::RejectDraftRequest { id: rejected.id.clone(), reason: "no".into() }, &agent))
+        .await
+        .expect("reject");
+
+    // Everyone at once, the first draft three times over.
+    let mut ids: Vec<String> = good.iter().map(|d| d.id.clone()).collect();
+    ids.extend([unmatched.id.clone(), rejected.id.clone(), good[0].id.clone(), good[0].id.clone()]);
+    let results = futures::future::join_all(ids.iter().map(|id| system.approve(id))).await;
+
+    let mut order_ids = std::collections::HashSet::new();
+    for (draft, result) in good.iter().zip(&results) {
+        let approved = result.as_ref().expect("a matched pending draft is approved");
+        order_ids.insert(approved.order_id.clone());
+        // The draft in the answer is the one stored, though it was built without reading it back.
+        let answered = approved.draft.clone().expect("draft in the answer");
+        assert_eq!(answered, system.get_draft(&draft.id).await, "{}", draft.id);
+        assert_eq!(answered.status, pb::DraftStatus::Approved as i32);
+        assert_eq!(answered.order_code, approved.order_code);
+    }
+    assert_eq!(order_ids.len(), 12, "one order per draft");
+    assert_eq!(results[12].as_ref().unwrap_err().code(), Code::FailedPrecondition, "unmatched items");
+    assert_eq!(results[13].as_ref().unwrap_err().code(), Code::FailedPrecondition, "rejected is final");
+    for repeat in &results[14..] {
+        assert_eq!(
+            repeat.as_ref().expect("a repeated approval gets the order").order_id,
+            results[0].as_ref().unwrap().order_id
+        );
+    }
+    assert_eq!(system.list_orders().await.len(), 12);
+    assert_eq!(system.stock("HOOP-G-8").await.reserved, 12, "each draft reserved once");
+    assert_eq!(system.stock("HOOP-G-7").await.reserved, 0, "the rejected draft holds nothing");
+    assert_eq!(system.get_draft(&unmatched.id).await.status, pb::DraftStatus::PendingReview as i32);
+}
