@@ -118,7 +118,11 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
     let exhausted = updated.exhausted;
     write_rows(&mut table, "status updates/s", updated, 2500.0);
     table.note(format!("CPU during the run: {}", cpu_update));
-    table.note(format!("{} confirmed orders prepared by SQL (then vacuumed and analyzed) in {}", thousands(prepared as u64), ms(loaded_in)));
+    table.note(format!(
+        "{} confirmed orders prepared by SQL (then vacuumed and analyzed) in {}",
+        thousands(prepared as u64),
+        ms(loaded_in)
+    ));
     if exhausted {
         table.note("the prepared orders ran out before the window ended; the rate is over the time they lasted");
     }

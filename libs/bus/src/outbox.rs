@@ -202,7 +202,8 @@ impl Relay {
         let backlog = if rows.len() as i64 == self.batch_size {
             sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
                 .persistent(false)
-                .fetch_one(&mut *conn).await?
+                .fetch_one(&mut *conn)
+                .await?
         } else {
             i64::try_from(rows.len()).unwrap_or(i64::MAX)
         };

@@ -43,6 +43,27 @@ pub enum Error {
     NotPositive,
     #[error("a refund cannot exceed what was paid ({paid})")]
     RefundExceedsPaid { paid: i64 },
+    #[error("the order is already paid in full")]
+    AlreadyPaid,
+    #[error("a payment cannot exceed the balance due ({due})")]
+    ExceedsBalance { due: i64 },
+}
+
+/// Checks a payment against the balance due (the total less what was paid). More than is owed is
+/// nearly always the same payment entered twice; a customer who really paid too much is settled
+/// by recording what was due and giving the rest back outside the order.
+pub fn check_payment(amount: i64, total: i64, paid: i64) -> Result<(), Error> {
+    if amount <= 0 {
+        return Err(Error::NotPositive);
+    }
+    let due = total - paid;
+    if due <= 0 {
+        return Err(Error::AlreadyPaid);
+    }
+    if amount > due {
+        return Err(Error::ExceedsBalance { due });
+    }
+    Ok(())
 }
 
 /// Checks a refund against what was paid and already refunded.
@@ -68,6 +89,16 @@ mod tests {
         assert_eq!(status(1000, 1200, 0), PaymentStatus::Paid);
         assert_eq!(status(1000, 1000, 300), PaymentStatus::PartiallyRefunded);
         assert_eq!(status(1000, 1000, 1000), PaymentStatus::Refunded);
+    }
+
+    #[test]
+    fn payments_are_bounded_by_the_balance_due() {
+        assert_eq!(check_payment(0, 1000, 0), Err(Error::NotPositive));
+        assert_eq!(check_payment(1000, 1000, 0), Ok(()));
+        assert_eq!(check_payment(1001, 1000, 0), Err(Error::ExceedsBalance { due: 1000 }));
+        assert_eq!(check_payment(600, 1000, 400), Ok(()));
+        assert_eq!(check_payment(601, 1000, 400), Err(Error::ExceedsBalance { due: 600 }));
+        assert_eq!(check_payment(1, 1000, 1000), Err(Error::AlreadyPaid));
     }
 
     #[test]

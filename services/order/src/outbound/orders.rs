@@ -393,6 +393,8 @@ pub async fn record_payment(
             if order.status == Status::Cancelled {
                 return Err(ChangeError::Refused("the order is cancelled; record a refund instead".into()));
             }
+            payments::check_payment(amount.amount_minor, order.totals.total.amount_minor, order.paid_minor)
+                .map_err(|e| ChangeError::Refused(e.to_string()))?;
             (order.paid_minor + amount.amount_minor, order.refunded_minor)
         }
         PaymentKind::Refund => {

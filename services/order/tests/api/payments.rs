@@ -1,5 +1,6 @@
 //! RecordPayment: the seller confirming money received (and given back). Paying the total confirms
-//! a pending order; refunds are bounded by what was paid; only managers refund.
+//! a pending order; payments are bounded by the balance due and refunds by what was paid; only
+//! managers refund.
 
 use order::domain::lifecycle::Status;
 
@@ -33,6 +34,28 @@ async fn part_of_the_total_leaves_the_order_pending_and_the_rest_confirms_it() {
     let payment = pb::PaymentKind::Payment as i32;
     assert_eq!(payments, [(payment, 1200, "bank_transfer"), (payment, 1800, "bank_transfer")]);
     assert!(stored.payments.iter().all(|p| p.recorded_by == "test-user" && p.reference.starts_with("ref-")));
+}
+
+#[tokio::test]
+async fn a_payment_beyond_the_balance_due_is_refused_and_nothing_is_recorded() {
+    let app = spawn_app().await;
+    let tenant = Tenant::new();
+    let order = app.create_order(&tenant, "draft-1", &[("SKU-1", 1000, 3)]).await;
+    let agent = app.agent(&tenant);
+    agent.pay(&order.id, usd(1200)).await.expect("part payment");
+
+    let over = expect_code(agent.pay(&order.id, usd(1801)).await, tonic::Code::FailedPrecondition, "more than is due");
+    assert!(over.message().contains("1800"), "says what is still due: {}", over.message());
+    agent.pay(&order.id, usd(1800)).await.expect("exactly the rest");
+    let again =
+        expect_code(agent.pay(&order.id, usd(1800)).await, tonic::Code::FailedPrecondition, "the same payment twice");
+    assert!(again.message().contains("paid in full"), "{}", again.message());
+
+    let stored = agent.get(&order.id).await.expect("get");
+    let amounts: Vec<i64> = stored.payments.iter().map(|p| p.amount.as_ref().expect("amount").amount_minor).collect();
+    assert_eq!(amounts, [1200, 1800], "the refused payments left no row");
+    assert_eq!(stored.amount_paid, Some(usd(3000)));
+    assert_eq!(payment_status_of(&stored), pb::PaymentStatus::Paid);
 }
 
 #[tokio::test]
