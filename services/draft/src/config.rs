@@ -43,7 +43,7 @@ impl ServiceConfig for Config {
             approval_committers: env.get("DRAFT_APPROVAL_COMMITTERS", 4)?,
             approval_max_batch: env.get("DRAFT_APPROVAL_MAX_BATCH", 64)?,
             expiry_every: env.millis("DRAFT_EXPIRY_EVERY_MS", Duration::from_secs(5))?,
-            message_lanes: env.get("DRAFT_MESSAGE_LANES", 8)?,
+            message_lanes: env.get("DRAFT_MESSAGE_LANES", 4)?,
             message_max_batch: env.get("DRAFT_MESSAGE_MAX_BATCH", 64)?,
             calls_retry: resilience::RetryPolicy::from_env("DRAFT_CALLS", resilience::RetryPolicy::internal())
                 .map_err(|e| invalid("DRAFT_CALLS_*", e))?,
