@@ -2,8 +2,8 @@
 # Runs every check of orderflow against real Postgres and NATS, the way CI does (.ci/run calls it):
 # infrastructure (reused when running, otherwise started and stopped again at exit), a debug build
 # with tests, the database bootstrap, removal of test databases and JetStream streams that earlier
-# runs left, the docker-compose.yml check, `cargo test --workspace`, and the python end-to-end
-# tests in deploy/local/e2e/ when there are any.
+# runs left, the docker-compose.yml check, `cargo test --workspace`, the python end-to-end tests
+# in deploy/local/e2e/ when there are any, and (full runs) `cargo fmt --check` and clippy.
 #
 #   deploy/local/test.sh                      everything
 #   deploy/local/test.sh -p order             extra arguments go to `cargo test`
@@ -224,6 +224,13 @@ if [[ $# -eq 0 ]]; then
 fi
 
 run_e2e || FAILED+=("end-to-end tests")
+
+# Formatting and lints, warnings as errors (full runs only).
+if [[ $# -eq 0 ]]; then
+  say "checking formatting (cargo fmt --check) and lints (cargo clippy --workspace --all-targets)"
+  cargo fmt --all --check >/dev/null || FAILED+=("cargo fmt --check")
+  cargo clippy --workspace --all-targets -q -- -D warnings || FAILED+=("cargo clippy")
+fi
 
 if ((${#FAILED[@]})); then
   say "FAILED: $(IFS=,; printf '%s' "${FAILED[*]}" | sed 's/,/, /g')"

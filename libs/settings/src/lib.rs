@@ -41,9 +41,12 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where variables come from: the process environment, or a map in tests.
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Reads configuration from a source of variables (the process environment, or a map in tests).
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
     environment: Environment,
 }
 
@@ -126,7 +129,7 @@ mod tests {
 
     #[test]
     fn malformed_values_name_the_variable() {
-        let err = env(&[("PORT", "eighty")]).get("PORT", 8080u16).unwrap_err();
+        let err = env(&[("PORT", "eighty")]).get("PORT", 8080u16).expect_err("not a number");
         assert!(err.to_string().contains("PORT"), "{err}");
     }
 

@@ -14,6 +14,9 @@ use testkit::Role;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// A catalog item to seed: (sku, name, attributes, price, stock).
+pub type CatalogItem<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], i64, i64);
+
 pub struct System {
     pub env: testkit::TestEnv,
     pub tenant: Uuid,
@@ -113,7 +116,7 @@ impl System {
     }
 
     /// A small catalog: (sku, name, attributes, price, stock).
-    pub async fn seed_catalog(&self, items: &[(&str, &str, &[(&str, &str)], i64, i64)]) {
+    pub async fn seed_catalog(&self, items: &[CatalogItem<'_>]) {
         let manager = self.token(Role::Manager);
         let mut inventory = self.inventory().await;
         let inputs = items

@@ -128,9 +128,12 @@ pub fn validate_all(rows: Vec<(usize, RawItem)>, currency: Option<Currency>) -> 
     (valid, errors)
 }
 
+/// The rows that parsed (with their line numbers) and the errors of those that did not.
+pub type ParsedCsv = (Vec<(usize, RawItem)>, Vec<RowError>);
+
 /// Parses a catalog CSV: `sku,name,price,currency[,attributes][,active][,retailer_id][,product_id]`
 /// with a header row. Attributes are `key=value;key=value`. Returns rows numbered by their line.
-pub fn parse_csv(text: &str) -> Result<(Vec<(usize, RawItem)>, Vec<RowError>), String> {
+pub fn parse_csv(text: &str) -> Result<ParsedCsv, String> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
     let headers: Vec<String> =
         reader.headers().map_err(|e| format!("header: {e}"))?.iter().map(|h| h.to_lowercase()).collect();

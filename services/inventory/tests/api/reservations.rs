@@ -52,7 +52,8 @@ async fn a_reservation_with_any_short_item_takes_nothing_and_lists_what_is_short
     let agent = app.caller(&tenant, Role::Agent);
 
     // (items, what the refusal must list)
-    let table: &[(&[(&str, i64)], &[&str])] = &[
+    type Case<'a> = (&'a [(&'a str, i64)], &'a [&'a str]);
+    let table: &[Case] = &[
         (&[("A", 2), ("B", 5)], &["B (requested 5, available 3)"]),
         (&[("A", 11), ("B", 1)], &["A (requested 11, available 10)"]),
         (&[("A", 11), ("B", 4)], &["A (requested 11, available 10)", "B (requested 4, available 3)"]),
@@ -167,7 +168,8 @@ async fn release_commit_and_restock_by_reference_move_stock_once_and_only_from_t
     let manager = app.manager(&tenant);
 
     // (operation, outcome, A's (on_hand, reserved) afterwards)
-    let table: &[(Op, Result<pb::ReservationStatus, Code>, (i64, i64))] = &[
+    type Case = (Op, Result<pb::ReservationStatus, Code>, (i64, i64));
+    let table: &[Case] = &[
         (Op::Reserve("r1", 3), Ok(Held), (10, 3)),
         (Op::Release("r1"), Ok(Released), (10, 0)),
         (Op::Release("r1"), Ok(Released), (10, 0)),

@@ -530,8 +530,11 @@ pub struct HistoryRow {
     pub at: OffsetDateTime,
 }
 
+/// A `status_history` row as selected: from, to, reason, actor user, actor service, source, at.
+type HistoryColumns = (Option<String>, String, Option<String>, Option<String>, Option<String>, String, OffsetDateTime);
+
 pub async fn history_of(conn: &mut PgConnection, order_id: Uuid) -> Result<Vec<HistoryRow>, DbError> {
-    let rows: Vec<(Option<String>, String, Option<String>, Option<String>, Option<String>, String, OffsetDateTime)> = sqlx::query_as(
+    let rows: Vec<HistoryColumns> = sqlx::query_as(
         "SELECT from_status, to_status, reason, actor_user, actor_service, source, at FROM status_history WHERE order_id = $1 ORDER BY id",
     )
     .bind(order_id)

@@ -158,7 +158,9 @@ async fn load_lines_of(conn: &mut PgConnection, orders: &mut [OrderRecord]) -> R
     .bind(&ids)
     .fetch_all(conn)
     .await?;
-    let mut by_order: HashMap<Uuid, Vec<(Option<String>, String, i64, i64, i64)>> = HashMap::new();
+    // (sku, name, unit price, quantity, line total) of each order
+    type LineColumns = (Option<String>, String, i64, i64, i64);
+    let mut by_order: HashMap<Uuid, Vec<LineColumns>> = HashMap::new();
     for (order_id, sku, name, unit, quantity, total) in rows {
         by_order.entry(order_id).or_default().push((sku, name, unit, quantity, total));
     }

@@ -34,7 +34,7 @@ impl Classify for Error {
             Error::Transport(_) | Error::BreakerOpen => Retryability::Transient,
             Error::Http(status) => resilience::classify::http_status(*status),
             // 36009003 and friends are internal errors on TikTok's side; 429-like codes too.
-            Error::Refused { code, .. } if matches!(code, 36009003 | 36009004 | 105005) => Retryability::Transient,
+            Error::Refused { code: 36009003 | 36009004 | 105005, .. } => Retryability::Transient,
             Error::Refused { .. } | Error::Malformed(_) | Error::Credentials(..) => Retryability::Permanent,
         }
     }
