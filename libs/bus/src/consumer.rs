@@ -19,6 +19,7 @@ use futures::StreamExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -123,21 +124,46 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
-/// Counts each message's outcome: processed, duplicate, retried, dead_lettered.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabels {
+    consumer: String,
+}
+
+/// Counts each message's outcome (processed, duplicate, retried, dead_lettered) and how many
+/// messages each lane batch held: a batch near `max_batch` means the lanes are falling behind.
+#[derive(Clone)]
 pub struct ConsumerMetrics {
     outcomes: Family<OutcomeLabels, Counter>,
+    batch_sizes: Family<ConsumerLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for ConsumerMetrics {
+    fn default() -> Self {
+        Self {
+            outcomes: Family::default(),
+            batch_sizes: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 8))),
+        }
+    }
 }
 
 impl ConsumerMetrics {
     pub fn register(&self, metrics: &telemetry::Metrics) {
         metrics.with_registry(|registry| {
-            registry.register("bus_consumer_messages", "Messages handled by outcome", self.outcomes.clone())
+            registry.register("bus_consumer_messages", "Messages handled by outcome", self.outcomes.clone());
+            registry.register(
+                "bus_consumer_batch_size",
+                "Messages handled together in one lane batch",
+                self.batch_sizes.clone(),
+            );
         });
     }
 
     fn count(&self, consumer: &str, outcome: &'static str) {
         self.outcomes.get_or_create(&OutcomeLabels { consumer: consumer.to_string(), outcome }).inc();
+    }
+
+    fn batch(&self, consumer: &str, size: usize) {
+        self.batch_sizes.get_or_create(&ConsumerLabels { consumer: consumer.to_string() }).observe(size as f64);
     }
 }
 
@@ -322,6 +348,7 @@ struct Delivery {
 
 impl<B: BatchHandler> Worker<B> {
     async fn process(&self, batch: Vec<async_nats::jetstream::Message>) {
+        self.metrics.batch(&self.name, batch.len());
         let mut deliveries = Vec::with_capacity(batch.len());
         for message in batch {
             let (delivered, stream_sequence) = message

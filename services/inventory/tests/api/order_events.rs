@@ -47,6 +47,9 @@ async fn a_tiktok_order_reserves_once_even_when_its_event_is_redelivered() {
     let duplicates = app.metric("bus_consumer_messages", &[("outcome", "duplicate")]).await;
     assert_eq!(duplicates, 1.0, "the redelivery was recognised as such");
     assert_eq!(app.dead_letters().await, 0);
+    // The event and its redelivery came one at a time: two lane batches of one message each.
+    assert_eq!(app.metric("bus_consumer_batch_size_count", &[]).await, 2.0);
+    assert_eq!(app.metric("bus_consumer_batch_size_sum", &[]).await, 2.0);
 }
 
 #[tokio::test]
