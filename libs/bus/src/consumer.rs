@@ -381,7 +381,13 @@ impl<B: BatchHandler> Worker<B> {
                 telemetry::propagation::set_parent(&span, &trace);
                 span
             }
-            many => tracing::info_span!("consume", consumer = %self.name, events = many.len()),
+            many => {
+                let span = tracing::info_span!("consume", consumer = %self.name, events = many.len());
+                let traces: Vec<Vec<(String, String)>> =
+                    many.iter().map(|d| d.envelope.trace.clone().into_iter().collect()).collect();
+                telemetry::propagation::add_links(&span, traces.iter().map(Vec::as_slice));
+                span
+            }
         };
         let envelopes: Vec<&Envelope> = deliveries.iter().map(|d| &d.envelope).collect();
         let outcomes = tracing::Instrument::instrument(self.apply(&envelopes), span).await;

@@ -49,7 +49,71 @@ pub fn set_parent(span: &tracing::Span, headers: &[(String, String)]) {
     let _ = span.set_parent(context);
 }
 
+/// Links `span` to the remote context found in each set of headers: a span that handles several
+/// messages at once has no single parent, but each message's trace still leads to it.
+pub fn add_links<'a>(span: &tracing::Span, header_sets: impl IntoIterator<Item = &'a [(String, String)]>) {
+    use opentelemetry::trace::TraceContextExt;
+    for headers in header_sets {
+        if headers.is_empty() {
+            continue;
+        }
+        let context =
+            opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&PairsExtractor(headers)));
+        let linked = context.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
+        }
+    }
+}
+
 /// The `traceparent` of the current span, for log correlation.
 pub fn current_traceparent() -> Option<String> {
     current_headers().into_iter().find(|(k, _)| k == "traceparent").map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Keeps every finished span, to look at what would have been exported.
+    #[derive(Debug, Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Kept {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().expect("kept spans").extend(batch);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_span_handling_several_messages_links_to_each_of_their_traces() {
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        let kept = Kept::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(kept.clone()).build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let (first, second) = ("0af7651916cd43dd8448eb211c80319c", "4bf92f3577b34da6a3ce929d0e0e4736");
+        let traced = |trace: &str, span: &str| vec![("traceparent".to_string(), format!("00-{trace}-{span}-01"))];
+        // A message without trace headers (no exporter where it was produced) adds no link.
+        let messages = [traced(first, "b7ad6b7169203331"), Vec::new(), traced(second, "00f067aa0ba902b7")];
+
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("consume", events = 3);
+            add_links(&span, messages.iter().map(Vec::as_slice));
+        });
+
+        let spans = kept.0.lock().expect("kept spans");
+        assert_eq!(spans.len(), 1, "the batch span was exported");
+        let linked: Vec<String> = spans[0].links.links.iter().map(|l| l.span_context.trace_id().to_string()).collect();
+        assert_eq!(linked, [first, second]);
+        assert_ne!(spans[0].span_context.trace_id().to_string(), first, "links, not a parent");
+    }
 }
