@@ -70,7 +70,7 @@ impl Config {
             approval_committers: 4,
             approval_max_batch: 64,
             expiry_every: Duration::from_millis(200),
-            message_lanes: 8,
+            message_lanes: 4,
             message_max_batch: 64,
             calls_retry: resilience::RetryPolicy {
                 max_attempts: 3,
