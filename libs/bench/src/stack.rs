@@ -98,7 +98,14 @@ impl Stack {
         }
         if services.order {
             let config = order::Config::from_env(&environment(&stack.env, "order", &[])?)?;
-            stack.settings.push(format!("order: pool {}", config.common.db.max_connections));
+            stack.settings.push(format!(
+                "order: pool {}, create committers {} x batch {}, status committers {} x batch {}",
+                config.common.db.max_connections,
+                config.commits.create_committers,
+                config.commits.create_max_batch,
+                config.commits.status_committers,
+                config.commits.status_max_batch
+            ));
             let app = order::startup::build(config, CancellationToken::new()).await.context("start order")?;
             stack.order_grpc = Some(launch(app, &mut stack).await.1);
         }
@@ -108,7 +115,13 @@ impl Stack {
                 ("ORDER_GRPC_URL", stack.order_grpc.clone().context("draft needs order")?),
             ];
             let config = draft::Config::from_env(&environment(&stack.env, "draft", &urls)?)?;
-            stack.settings.push(format!("draft: pool {}, 8 message lanes", config.common.db.max_connections));
+            stack.settings.push(format!(
+                "draft: pool {}, {} message lanes, approval committers {} x batch {}",
+                config.common.db.max_connections,
+                config.message_lanes,
+                config.approval_committers,
+                config.approval_max_batch
+            ));
             let app = draft::startup::build(config, CancellationToken::new()).await.context("start draft")?;
             stack.draft_grpc = Some(launch(app, &mut stack).await.1);
         }

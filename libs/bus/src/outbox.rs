@@ -189,21 +189,17 @@ impl Relay {
 
     /// Publishes one batch of unpublished rows; returns how many were published.
     async fn relay_batch(&self, conn: &mut PgConnection) -> Result<usize, Error> {
-        // Unnamed (planned on every poll): a plan cached while the outbox was empty is a
-        // sequential scan, which reads every retained published row on each poll.
+        // Planned on every poll (the pool's `plan_cache_mode`): a plan cached while the outbox
+        // was empty is a sequential scan, which reads every retained published row on each poll.
         let rows = sqlx::query(
             "SELECT seq, event_id, subject, partition_key, payload, headers FROM outbox
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
-        .persistent(false)
         .bind(self.batch_size)
         .fetch_all(&mut *conn)
         .await?;
         let backlog = if rows.len() as i64 == self.batch_size {
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .persistent(false)
-                .fetch_one(&mut *conn)
-                .await?
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&mut *conn).await?
         } else {
             i64::try_from(rows.len()).unwrap_or(i64::MAX)
         };

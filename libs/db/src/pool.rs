@@ -34,7 +34,15 @@ impl DbConfig {
     }
 }
 
-/// A pool whose every connection has `search_path` set to the service's schema.
+/// A pool whose every connection has `search_path` set to the service's schema, and
+/// `plan_cache_mode = force_custom_plan`.
+///
+/// Statements are prepared once per connection (parsed once) but planned at every execution
+/// with the values they get. Postgres keeps a generic plan until the table's statistics are
+/// rewritten: one chosen while a table was small reads the whole table at every execution after
+/// it has grown (the outbox poll did, as did the draft lookup by tenant and id, which walked a
+/// tenant's every draft through an index that merely contains `id`), and one for `= ANY($1)` or
+/// `UNNEST($1)` assumes ten keys whatever the batch holds.
 ///
 /// The pool connects lazily so a service can start (and report not-ready) while Postgres is down.
 pub fn connect(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
@@ -42,7 +50,7 @@ pub fn connect(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
         .url
         .expose()
         .parse::<PgConnectOptions>()?
-        .options([("search_path", config.schema.as_str())])
+        .options([("search_path", config.schema.as_str()), ("plan_cache_mode", "force_custom_plan")])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     Ok(PgPoolOptions::new()

@@ -11,9 +11,6 @@ use uuid::Uuid;
 use super::DbError;
 use super::drafts::{COLUMNS, DraftRecord, from_row, load_items_of};
 
-// Statements over a list of ids are unnamed (`persistent(false)`): planned for the list they get,
-// not by a generic plan cached while the drafts table was small.
-
 /// The drafts with these ids, locked (in id order, so batches cannot deadlock), with their items:
 /// two queries for the whole batch.
 pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, DraftRecord>, DbError> {
@@ -21,7 +18,6 @@ pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<
     ids.sort();
     ids.dedup();
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE"))
-        .persistent(false)
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
@@ -59,7 +55,6 @@ pub async fn begin_many(
          WHERE d.id = u.id AND d.id = ANY($1)
          RETURNING d.id, d.lease_until",
     )
-    .persistent(false)
     .bind(&ids)
     .bind(&references)
     .bind(&users)
@@ -104,7 +99,6 @@ pub async fn finish_many(
          WHERE d.id = u.id AND d.id = ANY($1) AND d.status = 'approving' AND d.lease_owner = $4
          RETURNING d.id, d.version, d.updated_at",
     )
-    .persistent(false)
     .bind(&ids)
     .bind(&order_ids)
     .bind(&codes)

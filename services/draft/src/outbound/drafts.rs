@@ -80,11 +80,6 @@ async fn load_items(conn: &mut PgConnection, draft: &mut DraftRecord) -> Result<
 }
 
 /// Loads the items of several drafts in one query.
-///
-/// This and the other lookups by a list of keys are planned at each execution
-/// (`persistent(false)`): a plan cached while the table was tiny (the first drafts after start)
-/// reads the whole table for every batch once it has grown, where one index probe per key is
-/// what a planner that sees the table's size chooses.
 pub(crate) async fn load_items_of(conn: &mut PgConnection, drafts: &mut [DraftRecord]) -> Result<(), DbError> {
     if drafts.is_empty() {
         return Ok(());
@@ -95,7 +90,6 @@ pub(crate) async fn load_items_of(conn: &mut PgConnection, drafts: &mut [DraftRe
         "SELECT draft_id, original_text, sku, name, quantity, unit_price_minor, message_price_minor, confidence
          FROM draft_items WHERE draft_id = ANY($1) ORDER BY draft_id, position",
     )
-    .persistent(false)
     .bind(&ids)
     .fetch_all(conn)
     .await?;
@@ -164,7 +158,6 @@ pub async fn open_for_customers(
                              WHERE tenant_id = k.tenant_id AND customer_key = k.customer_key AND status = 'pending_review'
                              FOR UPDATE) d"
     ))
-    .persistent(false)
     .bind(&tenants)
     .bind(&keys)
     .fetch_all(&mut *conn)
@@ -502,7 +495,6 @@ pub async fn seen_messages(
                               AND d.received_at > now() - make_interval(secs => $5) LIMIT 1) by_text ON true
          ORDER BY m.i",
     )
-    .persistent(false)
     .bind(&tenants)
     .bind(&message_keys)
     .bind(&customer_keys)

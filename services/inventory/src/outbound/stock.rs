@@ -76,10 +76,6 @@ pub async fn get_reservation(
     Ok(get_reservations(conn, &[(tenant_id, reference)], lock).await?.remove(&(tenant_id, reference.to_string())))
 }
 
-// Statements that join a list of keys are unnamed (`persistent(false)`), so each execution is
-// planned for the list it gets: a cached generic plan assumes 10 keys and keeps the choice it
-// made for the table's size then (a hash join over every stock row of a tenant, say).
-
 /// Loads the reservations of several references in two round trips (one when none exists, the
 /// common case for a batch of new approvals), keyed by tenant and reference.
 pub async fn get_reservations(
@@ -99,7 +95,6 @@ pub async fn get_reservations(
          ORDER BY r.tenant_id, r.reference{}",
         if lock { " FOR UPDATE OF r" } else { "" }
     ))
-    .persistent(false)
     .bind(&tenants)
     .bind(&references)
     .fetch_all(&mut *conn)
@@ -115,7 +110,6 @@ pub async fn get_reservations(
            ON i.tenant_id = k.tenant_id AND i.reference = k.reference
          ORDER BY i.tenant_id, i.reference, i.sku, i.location",
     )
-    .persistent(false)
     .bind(&found_tenants)
     .bind(&found_references)
     .fetch_all(&mut *conn)
@@ -278,7 +272,6 @@ async fn lock_levels(
          ORDER BY s.tenant_id, s.sku, s.location
          FOR UPDATE OF s",
     )
-    .persistent(false)
     .bind(&tenants)
     .bind(&skus)
     .bind(&locations)
@@ -311,7 +304,6 @@ async fn apply_deltas(conn: &mut PgConnection, deltas: Vec<(Uuid, &StockKey, i64
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS d(tenant_id, sku, location, on_hand, reserved)
          WHERE s.tenant_id = d.tenant_id AND s.sku = d.sku AND s.location = d.location",
     )
-    .persistent(false)
     .bind(&tenants)
     .bind(&skus)
     .bind(&locations)
@@ -436,7 +428,6 @@ pub async fn refresh_low_stock(
            AND s.low_stock_alerted IS DISTINCT FROM (t.threshold > 0 AND t.available < t.threshold)
          RETURNING s.tenant_id, s.sku, s.location, t.available, t.threshold",
     )
-    .persistent(false)
     .bind(&tenants)
     .bind(&skus)
     .bind(&locations)
@@ -547,7 +538,6 @@ pub async fn levels(
          FROM stock_levels s LEFT JOIN settings st ON st.tenant_id = s.tenant_id
          WHERE s.tenant_id = $1 AND s.sku = ANY($2) AND s.location = $3 ORDER BY s.sku",
     )
-    .persistent(false)
     .bind(tenant_id)
     .bind(skus)
     .bind(location)

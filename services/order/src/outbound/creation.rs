@@ -157,7 +157,6 @@ pub async fn existing(
         "SELECT {COLUMNS} FROM orders WHERE (tenant_id, source, source_id) IN
          (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]))"
     ))
-    .persistent(false)
     .bind(&tenants)
     .bind(&sources)
     .bind(&source_ids)

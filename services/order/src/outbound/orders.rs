@@ -215,7 +215,6 @@ pub(crate) async fn load_lines_many(
         "SELECT order_id, sku, name, unit_price_minor, quantity, line_total_minor FROM order_items
          WHERE order_id = ANY($1) ORDER BY order_id, position",
     )
-    .persistent(false)
     .bind(&ids)
     .fetch_all(conn)
     .await?;

@@ -3,9 +3,6 @@
 //! against the order as the moves before it in the batch left it, and writes every move's row
 //! change, history and audit rows, sync-back and events in a few statements. A refused move
 //! (not found, stale version, illegal) writes nothing and leaves the others alone.
-//!
-//! Statements over a list of keys are unnamed (`persistent(false)`), planned for the list they
-//! get rather than by a generic plan cached while the orders table was small.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -118,7 +115,6 @@ async fn resolve(conn: &mut PgConnection, requests: &[MoveRequest]) -> Result<Ve
         "SELECT c.n, o.id FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS c(tenant_id, code, n)
          JOIN orders o ON o.tenant_id = c.tenant_id AND o.code = c.code",
     )
-    .persistent(false)
     .bind(&tenants)
     .bind(&codes)
     .fetch_all(&mut *conn)
@@ -137,7 +133,6 @@ async fn lock(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Ord
         return Ok(HashMap::new());
     }
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE"))
-        .persistent(false)
         .bind(ids)
         .fetch_all(&mut *conn)
         .await?;
@@ -178,7 +173,6 @@ pub(crate) async fn write(
         .map(|t| json!({ "from": t.from.as_str(), "to": t.order.status.as_str(), "reason": t.reason }))
         .collect();
     let updated: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(WRITE)
-        .persistent(false)
         .bind(&row_ids)
         .bind(&row_statuses)
         .bind(&row_versions)
