@@ -25,6 +25,27 @@ impl Level {
     }
 }
 
+/// A stock row's low-stock watch: its threshold (the row's own, else the tenant's default; 0 is
+/// none) and whether an alert went out for the dip it is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    pub threshold: i64,
+    pub alerted: bool,
+}
+
+impl Watch {
+    /// Whether a row with this much available is below its threshold.
+    pub fn is_low(&self, available: i64) -> bool {
+        self.threshold > 0 && available < self.threshold
+    }
+
+    /// Whether moving to `available` crosses below the threshold: one alert per dip, and the
+    /// next dip alerts again once stock has come back up.
+    pub fn crosses_below(&self, available: i64) -> bool {
+        self.is_low(available) && !self.alerted
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub key: StockKey,
@@ -155,6 +176,15 @@ mod tests {
 
     fn line(sku: &str, quantity: i64) -> Line {
         Line { key: key(sku), quantity }
+    }
+
+    #[test]
+    fn a_row_alerts_once_per_dip_below_its_threshold() {
+        let watch = Watch { threshold: 5, alerted: false };
+        assert!(!watch.crosses_below(5), "at the threshold is not below it");
+        assert!(watch.crosses_below(4));
+        assert!(!Watch { alerted: true, ..watch }.crosses_below(2), "already alerted in this dip");
+        assert!(!Watch { threshold: 0, alerted: false }.is_low(-1), "0: no threshold");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::DbError;
-use crate::domain::reservations::{self, Change, Level, Line, Short, Status, StockKey};
+use crate::domain::reservations::{self, Change, Level, Line, Short, Status, StockKey, Watch};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reservation {
@@ -180,10 +180,10 @@ pub async fn reserve_batch(
         .collect();
     keys.sort();
     keys.dedup();
-    let levels = lock_levels(conn, &keys).await?;
+    let locked = lock_levels(conn, &keys).await?;
 
     let mut by_tenant: HashMap<Uuid, HashMap<StockKey, Level>> = HashMap::new();
-    for ((tenant, key), level) in &levels {
+    for ((tenant, key), (level, _)) in &locked {
         by_tenant.entry(*tenant).or_default().insert(key.clone(), *level);
     }
     let before = by_tenant.clone();
@@ -215,7 +215,7 @@ pub async fn reserve_batch(
                 }
             }
         }
-        apply_reserved_deltas(conn, &deltas).await?;
+        apply_deltas(conn, namespace, &locked, deltas.iter().map(|(t, k, d)| (*t, k, 0, *d)).collect()).await?;
         insert_reservations(conn, &granted).await?;
         let ledger: Vec<LedgerRow> = granted
             .iter()
@@ -233,8 +233,6 @@ pub async fn reserve_batch(
             })
             .collect();
         write_ledger(conn, &ledger).await?;
-        let touched: Vec<(Uuid, StockKey)> = deltas.iter().map(|(t, k, _)| (*t, k.clone())).collect();
-        refresh_low_stock(conn, namespace, &touched).await?;
     }
     for (index, first) in duplicates {
         outcomes[index] = match &outcomes[first] {
@@ -255,20 +253,25 @@ pub async fn reserve_batch(
         .collect())
 }
 
-async fn lock_levels(
-    conn: &mut PgConnection,
-    keys: &[(Uuid, StockKey)],
-) -> Result<HashMap<(Uuid, StockKey), Level>, DbError> {
+/// A stock row locked for a change: its level and its low-stock watch.
+type Locked = HashMap<(Uuid, StockKey), (Level, Watch)>;
+
+/// Locks the stock rows (callers pass the keys sorted, so concurrent batches cannot deadlock)
+/// and reads their levels and low-stock watch.
+async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Result<Locked, DbError> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
     let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
     let skus: Vec<&str> = keys.iter().map(|(_, k)| k.sku.as_str()).collect();
     let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
-    let rows: Vec<(Uuid, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved FROM stock_levels s
+    let rows: Vec<(Uuid, String, String, i64, i64, i64, bool)> = sqlx::query_as(
+        "SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved,
+                coalesce(s.low_stock_threshold, st.default_low_stock_threshold, 0), s.low_stock_alerted
+         FROM stock_levels s
          JOIN UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)
            ON s.tenant_id = k.tenant_id AND s.sku = k.sku AND s.location = k.location
+         LEFT JOIN settings st ON st.tenant_id = s.tenant_id
          ORDER BY s.tenant_id, s.sku, s.location
          FOR UPDATE OF s",
     )
@@ -279,20 +282,42 @@ async fn lock_levels(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(tenant, sku, location, on_hand, reserved)| {
-            ((tenant, StockKey { sku, location }), Level { on_hand, reserved })
+        .map(|(tenant, sku, location, on_hand, reserved, threshold, alerted)| {
+            ((tenant, StockKey { sku, location }), (Level { on_hand, reserved }, Watch { threshold, alerted }))
         })
         .collect())
 }
 
-async fn apply_reserved_deltas(conn: &mut PgConnection, deltas: &[(Uuid, StockKey, i64)]) -> Result<(), DbError> {
-    apply_deltas(conn, deltas.iter().map(|(t, k, d)| (*t, k, 0, *d)).collect()).await
-}
-
-/// Applies (on_hand, reserved) deltas to stock rows.
-async fn apply_deltas(conn: &mut PgConnection, deltas: Vec<(Uuid, &StockKey, i64, i64)>) -> Result<(), DbError> {
+/// Applies (on_hand, reserved) deltas to rows locked by [`lock_levels`] (one delta per row; 0, 0
+/// re-checks a row whose threshold changed), keeps their `low_stock_alerted` in step, and
+/// publishes `inventory.low_stock` for each row that has just crossed below its threshold. One
+/// statement for the lot: this runs in every reservation batch.
+async fn apply_deltas(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    locked: &Locked,
+    deltas: Vec<(Uuid, &StockKey, i64, i64)>,
+) -> Result<(), DbError> {
     if deltas.is_empty() {
         return Ok(());
+    }
+    let mut crossed = Vec::new();
+    let mut alerted = Vec::with_capacity(deltas.len());
+    for (tenant_id, key, on_hand, reserved) in &deltas {
+        let (level, watch) = locked
+            .get(&(*tenant_id, (*key).clone()))
+            .ok_or_else(|| DbError::Internal(format!("stock row {} was not locked", key.sku)))?;
+        let available = (level.on_hand + on_hand) - (level.reserved + reserved);
+        alerted.push(watch.is_low(available));
+        if watch.crosses_below(available) {
+            let event = LowStock {
+                sku: key.sku.clone(),
+                location: key.location.clone(),
+                available,
+                threshold: watch.threshold,
+            };
+            crossed.push(Envelope::new(*tenant_id, format!("sku:{}", key.sku), event, None));
+        }
     }
     let tenants: Vec<Uuid> = deltas.iter().map(|d| d.0).collect();
     let skus: Vec<&str> = deltas.iter().map(|d| d.1.sku.as_str()).collect();
@@ -300,8 +325,10 @@ async fn apply_deltas(conn: &mut PgConnection, deltas: Vec<(Uuid, &StockKey, i64
     let on_hand: Vec<i64> = deltas.iter().map(|d| d.2).collect();
     let reserved: Vec<i64> = deltas.iter().map(|d| d.3).collect();
     sqlx::query(
-        "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved, updated_at = now()
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS d(tenant_id, sku, location, on_hand, reserved)
+        "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved,
+           low_stock_alerted = d.alerted, updated_at = now()
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[])
+           AS d(tenant_id, sku, location, on_hand, reserved, alerted)
          WHERE s.tenant_id = d.tenant_id AND s.sku = d.sku AND s.location = d.location",
     )
     .bind(&tenants)
@@ -309,8 +336,12 @@ async fn apply_deltas(conn: &mut PgConnection, deltas: Vec<(Uuid, &StockKey, i64
     .bind(&locations)
     .bind(&on_hand)
     .bind(&reserved)
-    .execute(conn)
+    .bind(&alerted)
+    .execute(&mut *conn)
     .await?;
+    for envelope in crossed {
+        bus::outbox::enqueue(conn, namespace, envelope).await?;
+    }
     Ok(())
 }
 
@@ -402,46 +433,6 @@ pub async fn write_ledger(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result
     Ok(ids)
 }
 
-/// Sets `low_stock_alerted` on touched rows and publishes `inventory.low_stock` for each row
-/// that has just crossed below its threshold (the row's own, else the tenant's default).
-pub async fn refresh_low_stock(
-    conn: &mut PgConnection,
-    namespace: &Namespace,
-    keys: &[(Uuid, StockKey)],
-) -> Result<(), DbError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
-    let skus: Vec<&str> = keys.iter().map(|(_, k)| k.sku.as_str()).collect();
-    let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
-    let crossed: Vec<(Uuid, String, String, i64, i64)> = sqlx::query_as(
-        "WITH k AS (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)),
-              t AS (
-                SELECT s.tenant_id, s.sku, s.location, s.on_hand - s.reserved AS available,
-                       coalesce(s.low_stock_threshold, st.default_low_stock_threshold, 0) AS threshold
-                FROM stock_levels s JOIN k USING (tenant_id, sku, location)
-                LEFT JOIN settings st ON st.tenant_id = s.tenant_id)
-         UPDATE stock_levels s SET low_stock_alerted = (t.threshold > 0 AND t.available < t.threshold)
-         FROM t
-         WHERE s.tenant_id = t.tenant_id AND s.sku = t.sku AND s.location = t.location
-           AND s.low_stock_alerted IS DISTINCT FROM (t.threshold > 0 AND t.available < t.threshold)
-         RETURNING s.tenant_id, s.sku, s.location, t.available, t.threshold",
-    )
-    .bind(&tenants)
-    .bind(&skus)
-    .bind(&locations)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (tenant_id, sku, location, available, threshold) in crossed {
-        if threshold > 0 && available < threshold {
-            let event = LowStock { sku: sku.clone(), location, available, threshold };
-            bus::outbox::enqueue(conn, namespace, Envelope::new(tenant_id, format!("sku:{sku}"), event, None)).await?;
-        }
-    }
-    Ok(())
-}
-
 /// Releases, commits or restocks a reservation, once. Stock moves only on `Change::Apply`.
 pub async fn change_reservation(
     conn: &mut PgConnection,
@@ -475,13 +466,13 @@ pub async fn change_reservation(
     };
     let mut keys: Vec<(Uuid, StockKey)> = reservation.lines.iter().map(|l| (tenant_id, l.key.clone())).collect();
     keys.sort();
-    lock_levels(conn, &keys).await?;
+    let locked = lock_levels(conn, &keys).await?;
     let deltas: Vec<(Uuid, &StockKey, i64, i64)> = reservation
         .lines
         .iter()
         .map(|l| (tenant_id, &l.key, on_hand_sign * l.quantity, reserved_sign * l.quantity))
         .collect();
-    apply_deltas(conn, deltas).await?;
+    apply_deltas(conn, namespace, &locked, deltas).await?;
     let ledger: Vec<LedgerRow> = reservation
         .lines
         .iter()
@@ -506,7 +497,6 @@ pub async fn change_reservation(
     .bind(reason)
     .execute(&mut *conn)
     .await?;
-    refresh_low_stock(conn, namespace, &keys).await?;
     let event = ReservationChanged {
         reference: reference.to_string(),
         status: wanted.as_str().to_string(),
@@ -605,14 +595,10 @@ pub async fn adjust(
         .await?;
     // The row lock comes before the idempotency check, so concurrent retries of one adjustment
     // queue here and the later ones find the key.
-    let (on_hand, reserved): (i64, i64) = sqlx::query_as(
-        "SELECT on_hand, reserved FROM stock_levels WHERE tenant_id = $1 AND sku = $2 AND location = $3 FOR UPDATE",
-    )
-    .bind(tenant_id)
-    .bind(&key.sku)
-    .bind(&key.location)
-    .fetch_one(&mut *conn)
-    .await?;
+    let locked = lock_levels(conn, &[(tenant_id, key.clone())]).await?;
+    let Some((Level { on_hand, reserved }, _)) = locked.get(&(tenant_id, key.clone())).copied() else {
+        return Err(AdjustError::UnknownSku);
+    };
     if let Some(idempotency_key) = idempotency_key {
         let seen: Option<i64> =
             sqlx::query_scalar("SELECT ledger_id FROM stock_adjustments WHERE tenant_id = $1 AND idempotency_key = $2")
@@ -634,7 +620,7 @@ pub async fn adjust(
     if on_hand + delta < reserved || on_hand + delta < 0 {
         return Err(AdjustError::BelowReserved { reserved });
     }
-    apply_deltas(conn, vec![(tenant_id, key, delta, 0)]).await?;
+    apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, delta, 0)]).await?;
     let ledger_id = write_ledger(
         conn,
         &[LedgerRow {
@@ -657,7 +643,6 @@ pub async fn adjust(
             .execute(&mut *conn)
             .await?;
     }
-    refresh_low_stock(conn, namespace, &[(tenant_id, key.clone())]).await?;
     levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
 }
 
@@ -687,6 +672,8 @@ pub async fn set_threshold(
     .bind(threshold)
     .execute(&mut *conn)
     .await?;
-    refresh_low_stock(conn, namespace, &[(tenant_id, key.clone())]).await?;
+    // No stock moves; the row is re-checked against its new threshold.
+    let locked = lock_levels(conn, &[(tenant_id, key.clone())]).await?;
+    apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, 0, 0)]).await?;
     levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
 }
