@@ -11,7 +11,9 @@
 //! [`PARALLEL_BATCH_MIN`] are waiting. Measured on two cores, four workers each committing the
 //! one or two requests they found cost more per request than they saved in waiting (their
 //! statements and row locks contend with each other), so a stage fed by a few dozen callers ran
-//! slower than with a single worker; a stage with hundreds waiting still gets every worker.
+//! slower than with a single worker; a stage with hundreds waiting still gets every worker. The
+//! price: with fewer than that waiting, requests queue behind a slow batch (one waiting on a row
+//! lock) instead of passing it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -212,7 +214,7 @@ mod tests {
         Arc::new(Slow { batches: Default::default(), running: AtomicUsize::new(0), most_at_once: AtomicUsize::new(0) })
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_few_requests_wait_for_the_running_batch_instead_of_committing_alongside_it() {
         let processor = slow();
         let (queue, workers) = GroupCommit::new(processor.clone(), 4, 64);
@@ -236,7 +238,7 @@ mod tests {
         assert_eq!(processor.most_at_once.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn enough_waiting_requests_get_a_batch_alongside_the_running_one() {
         let processor = slow();
         let (queue, workers) = GroupCommit::new(processor.clone(), 4, 64);
