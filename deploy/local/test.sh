@@ -3,7 +3,8 @@
 # infrastructure (reused when running, otherwise started and stopped again at exit), a debug build
 # with tests, the database bootstrap, removal of test databases and JetStream streams that earlier
 # runs left, the docker-compose.yml check, `cargo test --workspace`, the python end-to-end tests
-# in deploy/local/e2e/ when there are any, and (full runs) `cargo fmt --check` and clippy.
+# in deploy/local/e2e/ when there are any, (full runs) `cargo fmt --check` and clippy, and at the
+# end the removal of the databases and streams this run's tests created.
 #
 #   deploy/local/test.sh                      everything
 #   deploy/local/test.sh -p order             extra arguments go to `cargo test`
@@ -31,6 +32,7 @@ die() {
 on_exit() {
   local status=$?
   set +e
+  if [[ -n "${TESTS_STARTED:-}" ]]; then remove_this_runs_leftovers; fi
   if ((${#INFRA_STARTED[@]})); then infra_stop "${INFRA_STARTED[@]}"; fi
   exit "$status"
 }
@@ -69,9 +71,12 @@ drop_leftover_test_databases() {
 # 10 minutes ago (no single test runs that long), or more than 2 minutes ago with no message in
 # the last 2 minutes and no consumer holding unprocessed or unacknowledged messages. Younger ones
 # may belong to a test running right now on this machine. ORDERFLOW_* streams are never touched.
+#
+# With a run tag (`delete_leftover_test_streams <tag>`), every namespace of that run goes, whatever
+# its age: the run is over and nothing else uses its tag.
 delete_leftover_test_streams() {
   local out
-  if ! out="$(python3 - "$NATS_URL" 2>&1 <<'PY'
+  if ! out="$(python3 - "$NATS_URL" "${1:-}" 2>&1 <<'PY'
 import asyncio, json, re, sys, time
 from datetime import datetime, timezone
 
@@ -79,6 +84,7 @@ import nats
 
 NAME = re.compile(r"^(T[0-9A-F]{12}|E2E[0-9A-F]{16})_[A-Z]+$")
 OLD_S, IDLE_S = 600, 120
+RUN = ("T" + sys.argv[2].upper()) if len(sys.argv) > 2 and sys.argv[2] else None
 
 def seconds(ts):
     """An RFC 3339 time from the server (nanoseconds, Z) as a Unix timestamp; 0 when unset."""
@@ -116,6 +122,10 @@ async def main():
         now = time.time()
         doomed = []
         for ns, members in namespaces.items():
+            if RUN:
+                if ns.startswith(RUN):
+                    doomed += [s["config"]["name"] for s in members]
+                continue
             created = min(seconds(s.get("created")) for s in members)
             if created <= 0:
                 continue
@@ -159,9 +169,28 @@ PY
   fi
   local deleted kept failed
   read -r deleted kept failed <<<"$(printf '%s' "$out" | tail -n 1)"
-  if ((deleted || failed)); then
+  if [[ -n "${1:-}" ]]; then
+    say "deleted this run's $deleted test stream(s)$( ((failed)) && printf '; %s could not be deleted' "$failed")"
+  elif ((deleted || failed)); then
     say "deleted $deleted leftover test stream(s); kept $kept that may be in use$( ((failed)) && printf '; %s could not be deleted' "$failed")"
   fi
+}
+
+# What this run's tests created (databases `oftest_<tag>...`, namespaces `t<tag>...`), removed when
+# the run ends, passed or failed: tests leave both behind, and thousands of idle streams slow
+# JetStream (and the benchmarks run on the same server) down.
+remove_this_runs_leftovers() {
+  local stmt dropped=0
+  while IFS= read -r stmt; do
+    [[ -n "$stmt" ]] || continue
+    if "$INFRA_PSQL" "$ORDERFLOW_ADMIN_DATABASE_URL" -qc "$stmt" >/dev/null 2>&1; then
+      dropped=$((dropped + 1))
+    fi
+  done < <("$INFRA_PSQL" "$ORDERFLOW_ADMIN_DATABASE_URL" -Atqc \
+    "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname) FROM pg_database
+      WHERE datname LIKE 'oftest\\_${ORDERFLOW_TEST_RUN}%'" 2>/dev/null)
+  say "dropped this run's $dropped test database(s)"
+  delete_leftover_test_streams "$ORDERFLOW_TEST_RUN"
 }
 
 validate_compose() {
@@ -216,6 +245,11 @@ for arg in "$@"; do
     -p | -p* | --package | --package=*) scope=() ;;
   esac
 done
+# The run's tag prefixes every test database and namespace name (libs/testkit), so that the run's
+# leftovers can be removed when it ends.
+ORDERFLOW_TEST_RUN="$(printf '%04x' $((RANDOM * 2 + RANDOM % 2)))"
+export ORDERFLOW_TEST_RUN
+TESTS_STARTED=1
 say "running cargo test${scope[*]:+ ${scope[*]}}${*:+ $*}"
 cargo test "${scope[@]}" "$@" || FAILED+=("cargo test")
 # The draft parser's exact-match rate on its corpus (the test asserts a floor; this prints the rate).

@@ -32,9 +32,19 @@ pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
 }
 
-/// A unique bus namespace (its own streams and subjects) for one test.
+/// A unique bus namespace (its own streams and subjects) for one test: `t<run tag><8 hex>`.
 pub fn namespace() -> String {
-    format!("t{}", &Uuid::new_v4().simple().to_string()[..12])
+    format!("t{}{}", run_tag(), &Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// The first 4 hex digits of every test database and namespace name: `ORDERFLOW_TEST_RUN`, which
+/// `deploy/local/test.sh` sets so that it can remove what its run created once the run ends
+/// (tests leave their databases and streams behind); random when unset or malformed.
+fn run_tag() -> String {
+    std::env::var("ORDERFLOW_TEST_RUN")
+        .ok()
+        .filter(|tag| tag.len() == 4 && tag.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .unwrap_or_else(|| Uuid::new_v4().simple().to_string()[..4].to_string())
 }
 
 /// Quiet test logs unless `ORDERFLOW_TEST_LOG` is set to a filter.
@@ -72,7 +82,7 @@ impl TestDb {
                 db::bootstrap::ensure_roles(&admin, &passwords).await
             })
             .await?;
-        let name = format!("oftest_{}", Uuid::new_v4().simple());
+        let name = format!("oftest_{}{}", run_tag(), &Uuid::new_v4().simple().to_string()[..28]);
         admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await?;
         admin.close().await;
         let on_db = admin_pool(Some(&name)).await?;
