@@ -14,6 +14,9 @@ pub struct Config {
     pub tiktok_app_secret: Secret,
     /// 32 bytes, base64: seals channel credentials at rest.
     pub credentials_key: Secret,
+    /// Earlier credentials keys, comma-separated, still accepted for opening while a rotation
+    /// moves every channel onto the current key (empty: none).
+    pub credentials_key_previous: Secret,
     /// Largest webhook body accepted (Meta sends up to 3 MB).
     pub max_body_bytes: usize,
     /// Parallel committers; each commits whatever webhooks are waiting in one transaction.
@@ -55,6 +58,7 @@ impl ServiceConfig for Config {
             tiktok_app_key: env.secret("TIKTOK_APP_KEY", DEV_TIKTOK_APP_KEY)?,
             tiktok_app_secret: env.secret("TIKTOK_APP_SECRET", DEV_TIKTOK_APP_SECRET)?,
             credentials_key: env.secret("ORDERFLOW_CREDENTIALS_KEY", DEV_CREDENTIALS_KEY)?,
+            credentials_key_previous: Secret::new(env.raw("ORDERFLOW_CREDENTIALS_KEY_PREVIOUS").unwrap_or_default()),
             max_body_bytes: env.get("INGEST_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
             committers: env.get("INGEST_COMMITTERS", 4)?,
             max_batch: env.get("INGEST_MAX_BATCH", 128)?,

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;
+pub mod reseal;
 pub mod startup;
 pub mod token_refresh;
 

@@ -20,8 +20,9 @@ use crate::token_refresh::TokenRefresher;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<service_runtime::Application> {
-    let sealer = CredentialSealer::from_base64(config.credentials_key.expose())
-        .map_err(|e| anyhow::anyhow!("ORDERFLOW_CREDENTIALS_KEY: {e}"))?;
+    let sealer =
+        CredentialSealer::with_previous(config.credentials_key.expose(), config.credentials_key_previous.expose())
+            .map_err(|e| anyhow::anyhow!("ORDERFLOW_CREDENTIALS_KEY or ORDERFLOW_CREDENTIALS_KEY_PREVIOUS: {e}"))?;
     let mut wiring = service_runtime::Wiring::start(crate::IDENTITY, &config.common, &MIGRATOR, token).await?;
     let metrics = IngestMetrics::register(&wiring.metrics);
     let acceptor = Acceptor::start(
@@ -54,6 +55,13 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         Ok(())
     });
 
+    if !config.credentials_key_previous.expose().trim().is_empty() {
+        let (channels, sealer, token) = (ChannelRepository::new(wiring.pool.clone()), sealer.clone(), wiring.token());
+        wiring.tasks.spawn("credentials re-seal", async move {
+            crate::reseal::run(channels, sealer, token).await;
+            Ok(())
+        });
+    }
     let channel_api = ChannelApi { channels: ChannelRepository::new(wiring.pool.clone()), sealer };
     let grpc = service_runtime::GrpcServer::new(proto::ingest::FILE_DESCRIPTOR_SET)?
         .add(ChannelServiceServer::with_interceptor(channel_api, wiring.auth()))

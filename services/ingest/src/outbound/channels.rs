@@ -166,6 +166,26 @@ impl ChannelRepository {
         row.ok_or(Error::NotFound)
     }
 
+    /// Every channel's sealed credentials, whatever its tenant: for the re-seal after a key
+    /// rotation (a system task, never an API call).
+    pub async fn all_sealed_credentials(&self) -> Result<Vec<(Uuid, Vec<u8>)>, Error> {
+        Ok(sqlx::query_as("SELECT id, credentials FROM channels WHERE credentials IS NOT NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Replaces a channel's sealed credentials if they are still `expected`: new credentials set
+    /// meanwhile are kept. Returns whether it replaced them.
+    pub async fn replace_sealed_credentials(&self, id: Uuid, expected: &[u8], sealed: &[u8]) -> Result<bool, Error> {
+        let replaced = sqlx::query("UPDATE channels SET credentials = $3 WHERE id = $1 AND credentials = $2")
+            .bind(id)
+            .bind(expected)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(replaced.rows_affected() == 1)
+    }
+
     /// The sealed credentials of a tenant's channel.
     pub async fn sealed_credentials(&self, id: Uuid, tenant_id: Uuid) -> Result<Option<Vec<u8>>, Error> {
         let row: Option<(Option<Vec<u8>>,)> =

@@ -1,5 +1,9 @@
 //! Sealing channel credentials at rest with ChaCha20-Poly1305 (ring, already in the build for TLS).
 //! The channel id is the associated data, so a sealed blob cannot be moved to another channel.
+//!
+//! Key rotation: blobs are always sealed with the current key; earlier keys
+//! (`ORDERFLOW_CREDENTIALS_KEY_PREVIOUS`) still open them, and [`CredentialSealer::reseal`] moves a
+//! blob onto the current key (ingest does it for every channel at start-up).
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -17,16 +21,31 @@ pub enum Error {
 
 #[derive(Clone)]
 pub struct CredentialSealer {
-    key: std::sync::Arc<LessSafeKey>,
+    /// The current key, then the earlier ones still accepted for opening.
+    keys: std::sync::Arc<Vec<LessSafeKey>>,
+}
+
+fn key_from_base64(key_base64: &str) -> Result<LessSafeKey, Error> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(key_base64.trim()).map_err(|_| Error::BadKey)?;
+    let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| Error::BadKey)?;
+    Ok(LessSafeKey::new(unbound))
 }
 
 impl CredentialSealer {
     /// `key_base64`: 32 random bytes, base64 (`ORDERFLOW_CREDENTIALS_KEY`).
     pub fn from_base64(key_base64: &str) -> Result<Self, Error> {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(key_base64.trim()).map_err(|_| Error::BadKey)?;
-        let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| Error::BadKey)?;
-        Ok(Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) })
+        Self::with_previous(key_base64, "")
+    }
+
+    /// The current key and, comma-separated, the earlier ones (`ORDERFLOW_CREDENTIALS_KEY_PREVIOUS`;
+    /// empty: none).
+    pub fn with_previous(current_base64: &str, previous_base64: &str) -> Result<Self, Error> {
+        let mut keys = vec![key_from_base64(current_base64)?];
+        for previous in previous_base64.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            keys.push(key_from_base64(previous)?);
+        }
+        Ok(Self { keys: std::sync::Arc::new(keys) })
     }
 
     /// nonce || ciphertext+tag
@@ -34,7 +53,7 @@ impl CredentialSealer {
         let mut nonce_bytes = [0u8; NONCE_LEN];
         SystemRandom::new().fill(&mut nonce_bytes).map_err(|_| Error::Seal)?;
         let mut in_out = plaintext.to_vec();
-        self.key
+        self.keys[0]
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce_bytes),
                 Aad::from(channel_id.as_bytes()),
@@ -47,15 +66,32 @@ impl CredentialSealer {
     }
 
     pub fn open(&self, channel_id: Uuid, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        self.open_with_index(channel_id, sealed).map(|(plaintext, _)| plaintext)
+    }
+
+    /// The blob sealed again with the current key, when an earlier key sealed it; `None` when
+    /// the current key already did.
+    pub fn reseal(&self, channel_id: Uuid, sealed: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        match self.open_with_index(channel_id, sealed)? {
+            (_, 0) => Ok(None),
+            (plaintext, _) => self.seal(channel_id, &plaintext).map(Some),
+        }
+    }
+
+    /// The plaintext and which key opened it (0: the current one).
+    fn open_with_index(&self, channel_id: Uuid, sealed: &[u8]) -> Result<(Vec<u8>, usize), Error> {
         if sealed.len() < NONCE_LEN {
             return Err(Error::Open);
         }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Open)?;
-        let mut in_out = ciphertext.to_vec();
-        let plaintext =
-            self.key.open_in_place(nonce, Aad::from(channel_id.as_bytes()), &mut in_out).map_err(|_| Error::Open)?;
-        Ok(plaintext.to_vec())
+        let (nonce_bytes, ciphertext) = sealed.split_at(NONCE_LEN);
+        for (index, key) in self.keys.iter().enumerate() {
+            let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| Error::Open)?;
+            let mut in_out = ciphertext.to_vec();
+            if let Ok(plaintext) = key.open_in_place(nonce, Aad::from(channel_id.as_bytes()), &mut in_out) {
+                return Ok((plaintext.to_vec(), index));
+            }
+        }
+        Err(Error::Open)
     }
 }
 
@@ -79,8 +115,27 @@ mod tests {
         assert_eq!(sealer.open(channel, &tampered), Err(Error::Open));
     }
 
+    const NEW_KEY: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="; // 32 bytes
+
+    #[test]
+    fn a_rotated_key_still_opens_old_blobs_and_reseals_them_onto_the_new_one() {
+        let channel = Uuid::new_v4();
+        let old = CredentialSealer::from_base64(KEY).expect("old key");
+        let sealed_before = old.seal(channel, b"token").expect("seal");
+        let rotated = CredentialSealer::with_previous(NEW_KEY, &format!(" {KEY} ,")).expect("keys");
+        let new_only = CredentialSealer::from_base64(NEW_KEY).expect("new key");
+
+        assert_eq!(new_only.open(channel, &sealed_before), Err(Error::Open), "the keys differ");
+        assert_eq!(rotated.open(channel, &sealed_before).expect("open with the previous key"), b"token");
+        let resealed = rotated.reseal(channel, &sealed_before).expect("reseal").expect("moved");
+        assert_eq!(new_only.open(channel, &resealed).expect("open with the new key alone"), b"token");
+        assert_eq!(rotated.reseal(channel, &resealed).expect("reseal"), None, "already on the current key");
+        assert_eq!(rotated.reseal(Uuid::new_v4(), &sealed_before), Err(Error::Open));
+    }
+
     #[test]
     fn bad_keys_are_refused() {
+        assert!(CredentialSealer::with_previous(KEY, "short").is_err());
         assert!(CredentialSealer::from_base64("short").is_err());
         assert!(CredentialSealer::from_base64("!!!").is_err());
     }

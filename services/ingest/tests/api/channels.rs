@@ -1,6 +1,10 @@
 //! The channel registry over gRPC: roles, tenants, duplicates, credentials.
 
+use std::time::Duration;
+
+use ingest::outbound::credentials::CredentialSealer;
 use proto::ingest::v1 as pb;
+use settings::Secret;
 use testkit::Role;
 use tonic::Code;
 use uuid::Uuid;
@@ -127,4 +131,65 @@ impl<T> WithToken for T {
     fn with_token(self, token: String) -> tonic::Request<Self> {
         authorized(self, &token)
     }
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_stored_credentials_stay_readable_and_move_onto_the_new_key() {
+    const OLD_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    const NEW_KEY: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+    let mut before = crate::helpers::spawn_app_with(|config| config.credentials_key = Secret::new(OLD_KEY)).await;
+    let tenant = Uuid::new_v4();
+    let channel = before.register_channel_for(tenant, pb::Platform::TiktokShop, "7494049642642441621").await;
+    let credentials = pb::ChannelCredentials { access_token: "ROW_rotated".into(), ..Default::default() };
+    before
+        .channels_client()
+        .await
+        .set_channel_credentials(authorized(
+            pb::SetChannelCredentialsRequest { channel_id: channel.id.clone(), credentials: Some(credentials.clone()) },
+            &testkit::token(Some(tenant), Role::Admin),
+        ))
+        .await
+        .expect("set");
+    let env = testkit::TestEnv {
+        db: testkit::TestDb { name: before.env.db.name.clone() },
+        namespace: before.env.namespace.clone(),
+    };
+    before.token.cancel();
+    (&mut before._running).await.expect("join").expect("stopped cleanly");
+
+    // Restarted with the new key, the old one listed as previous.
+    let mut config = ingest::Config::for_tests(env.common("ingest"));
+    config.credentials_key = Secret::new(NEW_KEY);
+    config.credentials_key_previous = Secret::new(OLD_KEY);
+    let after = crate::helpers::spawn_on(env, config).await;
+    let read = after
+        .channels_client()
+        .await
+        .get_channel_credentials(
+            pb::GetChannelCredentialsRequest { channel_id: channel.id.clone(), ..Default::default() }
+                .with_token(testkit::token(Some(tenant), Role::Service)),
+        )
+        .await
+        .expect("readable during the rotation")
+        .into_inner();
+    assert_eq!(read, credentials);
+
+    // The re-seal moves the stored blob onto the new key: the old key can then be dropped.
+    let new_key_alone = CredentialSealer::from_base64(NEW_KEY).expect("key");
+    let channel_id: Uuid = channel.id.parse().expect("uuid");
+    let pool = after.env.db.admin().await.expect("admin pool");
+    testkit::eventually("credentials re-sealed with the new key", Duration::from_secs(10), || {
+        let pool = pool.clone();
+        let sealer = new_key_alone.clone();
+        async move {
+            let sealed: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM ingest.channels WHERE id = $1")
+                .bind(channel_id)
+                .fetch_one(&pool)
+                .await
+                .expect("row");
+            sealer.open(channel_id, &sealed).is_ok()
+        }
+    })
+    .await;
+    pool.close().await;
 }
