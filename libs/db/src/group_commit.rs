@@ -6,8 +6,8 @@
 //! answers each request with its own result. Nobody is answered before the commit that holds
 //! their work; under light load a batch is a single request, so latency stays low.
 //!
-//! Workers run batches side by side only when there is enough waiting to fill them: while one
-//! batch is being committed, the next worker gathers requests until that commit ends or
+//! Workers run batches side by side only when there is enough waiting to fill them: while a
+//! batch is being committed, the next worker gathers requests until no commit is running or
 //! [`PARALLEL_BATCH_MIN`] are waiting. Measured on two cores, four workers each committing the
 //! one or two requests they found cost more per request than they saved in waiting (their
 //! statements and row locks contend with each other), so a stage fed by a few dozen callers ran
@@ -73,7 +73,7 @@ impl<P: BatchProcessor> GroupCommit<P> {
                 let (running, ended) = (running.clone(), ended.clone());
                 async move {
                     loop {
-                        let batch = {
+                        let (batch, running_batch) = {
                             let mut receiver = receiver.lock().await;
                             let Some(first) = receiver.recv().await else { return };
                             let mut batch = vec![first];
@@ -97,13 +97,12 @@ impl<P: BatchProcessor> GroupCommit<P> {
                                     },
                                 }
                             }
-                            batch
+                            // Counted before the queue is let go: the next worker must see it.
+                            (batch, Running::start(&running, &ended))
                         };
                         let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.job, r.reply)).unzip();
-                        let outputs = {
-                            let _running = Running::start(&running, &ended);
-                            processor.process(jobs).await
-                        };
+                        let outputs = processor.process(jobs).await;
+                        drop(running_batch);
                         for (reply, output) in replies.into_iter().zip(outputs) {
                             let _ = reply.send(output);
                         }

@@ -55,13 +55,12 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         Ok(())
     });
 
-    if !config.credentials_key_previous.expose().trim().is_empty() {
-        let (channels, sealer, token) = (ChannelRepository::new(wiring.pool.clone()), sealer.clone(), wiring.token());
-        wiring.tasks.spawn("credentials re-seal", async move {
-            crate::reseal::run(channels, sealer, token).await;
-            Ok(())
-        });
-    }
+    let (channels, resealer, reseal_token) =
+        (ChannelRepository::new(wiring.pool.clone()), sealer.clone(), wiring.token());
+    wiring.tasks.spawn("credentials re-seal", async move {
+        crate::reseal::run(channels, resealer, reseal_token).await;
+        Ok(())
+    });
     let channel_api = ChannelApi { channels: ChannelRepository::new(wiring.pool.clone()), sealer };
     let grpc = service_runtime::GrpcServer::new(proto::ingest::FILE_DESCRIPTOR_SET)?
         .add(ChannelServiceServer::with_interceptor(channel_api, wiring.auth()))

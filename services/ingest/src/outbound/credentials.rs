@@ -48,6 +48,11 @@ impl CredentialSealer {
         Ok(Self { keys: std::sync::Arc::new(keys) })
     }
 
+    /// Whether earlier keys are configured (a rotation is under way).
+    pub fn has_previous(&self) -> bool {
+        self.keys.len() > 1
+    }
+
     /// nonce || ciphertext+tag
     pub fn seal(&self, channel_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let mut nonce_bytes = [0u8; NONCE_LEN];

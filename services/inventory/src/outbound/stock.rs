@@ -301,6 +301,11 @@ async fn apply_deltas(
     if deltas.is_empty() {
         return Ok(());
     }
+    // `UPDATE ... FROM` applies one joined row per target row: two deltas for one row would lose one.
+    debug_assert!(
+        deltas.iter().map(|(t, k, _, _)| (t, *k)).collect::<std::collections::HashSet<_>>().len() == deltas.len(),
+        "one delta per stock row"
+    );
     let mut crossed = Vec::new();
     let mut alerted = Vec::with_capacity(deltas.len());
     for (tenant_id, key, on_hand, reserved) in &deltas {
