@@ -209,24 +209,35 @@ mod tests {
         }
     }
 
-    fn slow() -> Arc<Slow> {
-        Arc::new(Slow { batches: Default::default(), running: AtomicUsize::new(0), most_at_once: AtomicUsize::new(0) })
+    /// Four workers over a [`Slow`] processor, and job 0 already being committed.
+    async fn one_batch_running() -> (Arc<Slow>, GroupCommit<Slow>, tokio::task::JoinHandle<u32>) {
+        let processor = Arc::new(Slow {
+            batches: Default::default(),
+            running: AtomicUsize::new(0),
+            most_at_once: AtomicUsize::new(0),
+        });
+        let (queue, workers) = GroupCommit::new(processor.clone(), 4, 64);
+        for worker in workers {
+            tokio::spawn(worker);
+        }
+        let first = submit(&queue, 0);
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        assert_eq!(processor.running.load(Ordering::SeqCst), 1, "job 0 is being committed");
+        (processor, queue, first)
+    }
+
+    fn submit(queue: &GroupCommit<Slow>, job: u32) -> tokio::task::JoinHandle<u32> {
+        let queue = queue.clone();
+        tokio::spawn(async move { queue.submit(job).await.expect("answer") })
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_few_requests_wait_for_the_running_batch_instead_of_committing_alongside_it() {
-        let processor = slow();
-        let (queue, workers) = GroupCommit::new(processor.clone(), 4, 64);
-        let _handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
-        let first = tokio::spawn({
-            let queue = queue.clone();
-            async move { queue.submit(0).await.expect("answer") }
-        });
+        let (processor, queue, first) = one_batch_running().await;
         let mut later = Vec::new();
         for i in 1..=3 {
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-            let queue = queue.clone();
-            later.push(tokio::spawn(async move { queue.submit(i).await.expect("answer") }));
+            later.push(submit(&queue, i));
         }
         assert_eq!(first.await.expect("join"), 0);
         for (i, handle) in later.into_iter().enumerate() {
@@ -239,20 +250,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn enough_waiting_requests_get_a_batch_alongside_the_running_one() {
-        let processor = slow();
-        let (queue, workers) = GroupCommit::new(processor.clone(), 4, 64);
-        let _handles: Vec<_> = workers.into_iter().map(tokio::spawn).collect();
-        let first = tokio::spawn({
-            let queue = queue.clone();
-            async move { queue.submit(0).await.expect("answer") }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        let answers = futures_join((1..=20).map(|i| {
-            let queue = queue.clone();
-            async move { queue.submit(i).await.expect("answer") }
-        }))
-        .await;
-        assert_eq!(answers, (1..=20).collect::<Vec<_>>());
+        let (processor, queue, first) = one_batch_running().await;
+        let waiting: Vec<_> = (1..=20).map(|i| submit(&queue, i)).collect();
+        for (i, handle) in waiting.into_iter().enumerate() {
+            assert_eq!(handle.await.expect("join"), i as u32 + 1);
+        }
         assert_eq!(first.await.expect("join"), 0);
         assert_eq!(processor.most_at_once.load(Ordering::SeqCst), 2, "{:?}", processor.batches.lock().expect("lock"));
     }
