@@ -65,3 +65,16 @@ async fn migrations_run_in_the_services_schema_and_are_recorded_there() {
     .expect("lookup");
     assert_eq!(schemas, vec!["ingest".to_string()]);
 }
+
+#[tokio::test]
+async fn pool_connections_plan_each_execution_with_its_values() {
+    // A generic plan cached while a table was empty outlives its growth (see `db::connect`).
+    let db = testkit::TestDb::create().await.expect("db");
+    let pool = pool_as(&db, "draft").await;
+    for _ in 0..3 {
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show");
+        assert_eq!(mode, "force_custom_plan");
+    }
+    let search_path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&pool).await.expect("show");
+    assert_eq!(search_path, "draft", "both connection options are set");
+}

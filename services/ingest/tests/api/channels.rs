@@ -192,4 +192,20 @@ async fn after_a_key_rotation_stored_credentials_stay_readable_and_move_onto_the
     })
     .await;
     pool.close().await;
+
+    // A pass with a key that opens nothing reports the channel as unreadable and leaves it be.
+    let ingest_pool = db::connect(&db::DbConfig {
+        url: Secret::new(after.env.db.service_url("ingest").expect("url")),
+        schema: "ingest".into(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .expect("pool");
+    let channels = ingest::outbound::channels::ChannelRepository::new(ingest_pool.clone());
+    let wrong_key = CredentialSealer::with_previous(OLD_KEY, "").expect("key");
+    let wrong = ingest::reseal::reseal_all(&channels, &wrong_key).await.expect("pass");
+    assert_eq!(wrong, ingest::reseal::Resealed { moved: 0, unreadable: 1 });
+    let right = ingest::reseal::reseal_all(&channels, &new_key_alone).await.expect("pass");
+    assert_eq!(right, ingest::reseal::Resealed::default(), "nothing left to move");
+    ingest_pool.close().await;
 }
