@@ -24,7 +24,7 @@ pub async fn reseal_all(channels: &ChannelRepository, sealer: &CredentialSealer)
     for (id, sealed) in channels.all_sealed_credentials().await? {
         match sealer.reseal(id, &sealed) {
             Ok(None) => {}
-            // A concurrent SetChannelCredentials sealed with the current key already.
+            // Not replaced when SetChannelCredentials wrote new ones meanwhile (sealed with the current key).
             Ok(Some(resealed)) => {
                 done.moved += usize::from(channels.replace_sealed_credentials(id, &sealed, &resealed).await?)
             }
@@ -66,7 +66,7 @@ pub async fn run(channels: ChannelRepository, sealer: CredentialSealer, token: C
                 );
             }
             Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "re-sealing channel credentials failed; retrying"),
+            Err(err) => tracing::warn!(error = %err, "re-sealing channel credentials failed; the next pass retries"),
         }
         tokio::select! {
             _ = token.cancelled() => return,
