@@ -253,6 +253,9 @@ synchronous_commit = on
 # a full 8 kB image of it. (wal_compression stays off: on 2 cores it cost more CPU than it saved.)
 max_wal_size = 4GB
 checkpoint_timeout = 15min
+# Autovacuum looks at each database every 10 s (default 60 s), so the outbox's own threshold
+# (libs/bus migration 0003) is acted on while the traffic that crossed it is still running.
+autovacuum_naptime = 10s
 log_min_messages = warning
 EOF
   if infra_is_root; then chown postgres:postgres "$conf"; fi

@@ -327,7 +327,7 @@ impl BatchProcessor for StartBatches {
 
 impl StartBatches {
     async fn start(&self, jobs: &[StartJob]) -> Result<Vec<Result<Started, ApproveError>>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = db::begin_batch(&self.pool).await?;
         let ids: Vec<Uuid> = jobs.iter().map(|j| j.draft_id).collect();
         let mut found = approvals::lock_many(&mut tx, &ids).await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
@@ -419,7 +419,7 @@ impl FinishBatches {
         &self,
         jobs: &[FinishJob],
     ) -> Result<std::collections::HashMap<Uuid, (i64, time::OffsetDateTime)>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = db::begin_batch(&self.pool).await?;
         let finishes: Vec<Finish<'_>> = jobs
             .iter()
             .map(|job| Finish { id: job.draft_id, order_id: job.order_id, order_code: &job.order_code })

@@ -20,7 +20,7 @@ impl BatchProcessor for ReserveBatches {
 
     async fn process(&self, jobs: Vec<ReserveJob>) -> Vec<Self::Output> {
         let result = async {
-            let mut tx = self.pool.begin().await.map_err(DbError::from)?;
+            let mut tx = db::begin_batch(&self.pool).await.map_err(DbError::from)?;
             let outcomes = stock::reserve_batch(&mut tx, &self.namespace, &jobs).await?;
             tx.commit().await.map_err(DbError::from)?;
             Ok::<_, DbError>(outcomes)

@@ -66,7 +66,7 @@ impl CreateBatches {
         let leader: Vec<usize> = jobs.iter().enumerate().map(|(i, job)| *first.entry(key(job)).or_insert(i)).collect();
         let leaders: Vec<usize> = (0..jobs.len()).filter(|&i| leader[i] == i).collect();
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = db::begin_batch(&self.pool).await?;
         // A retry finds its order without spending a code.
         let keys: Vec<_> = leaders
             .iter()
@@ -145,7 +145,7 @@ pub struct StatusBatches {
 
 impl StatusBatches {
     async fn apply(&self, requests: &[MoveRequest]) -> Result<Vec<Result<OrderRecord, ChangeError>>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = db::begin_batch(&self.pool).await?;
         let outcomes = transitions::apply_many(&mut tx, &self.namespace, requests).await?;
         tx.commit().await?;
         Ok(outcomes)

@@ -78,3 +78,46 @@ async fn pool_connections_plan_each_execution_with_its_values() {
     let search_path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&pool).await.expect("show");
     assert_eq!(search_path, "draft", "both connection options are set");
 }
+
+#[tokio::test]
+async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
+    let db = testkit::TestDb::create().await.expect("db");
+    let pool = pool_as(&db, "draft").await;
+    sqlx::query("CREATE TABLE items (id INT PRIMARY KEY, name TEXT) WITH (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .expect("create");
+    sqlx::query("ANALYZE items").execute(&pool).await.expect("analyze the empty table");
+    let lookup = "SELECT count(*) FROM items WHERE id = ANY($1)";
+    let scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'items'";
+
+    // Plan the lookup on every connection of the pool while the table is empty.
+    let mut first = Vec::new();
+    for _ in 0..2 {
+        let mut tx = db::begin_batch(&pool).await.expect("begin");
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *tx).await.expect("show");
+        assert_eq!(mode, "force_generic_plan");
+        let found: i64 = sqlx::query_scalar(lookup).bind(vec![1, 2]).fetch_one(&mut *tx).await.expect("lookup");
+        assert_eq!(found, 0);
+        first.push(tx);
+    }
+    for tx in first {
+        tx.commit().await.expect("commit");
+    }
+    sqlx::query("INSERT INTO items SELECT g, 'item' FROM generate_series(1, 50000) g")
+        .execute(&pool)
+        .await
+        .expect("grow");
+
+    // No ANALYZE since: the cached plan is the one made on the empty table, and it uses the key.
+    let mut tx = db::begin_batch(&pool).await.expect("begin");
+    let found: i64 = sqlx::query_scalar(lookup).bind(vec![1, 2]).fetch_one(&mut *tx).await.expect("lookup");
+    assert_eq!(found, 2);
+    let (seq_scans, index_scans): (i64, i64) = sqlx::query_as(scans).fetch_one(&mut *tx).await.expect("stats");
+    assert_eq!((seq_scans, index_scans > 0), (0, true), "the lookup read the table through its key");
+    tx.commit().await.expect("commit");
+
+    // Outside a batch the pool's own mode is back.
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show");
+    assert_eq!(mode, "force_custom_plan");
+}

@@ -77,7 +77,8 @@ pub async fn get_reservation(
 }
 
 /// Loads the reservations of several references in two round trips (one when none exists, the
-/// common case for a batch of new approvals), keyed by tenant and reference.
+/// common case for a batch of new approvals), keyed by tenant and reference. Each key is a
+/// primary-key probe, in the keys' order (callers that lock pass them sorted).
 pub async fn get_reservations(
     conn: &mut PgConnection,
     keys: &[(Uuid, &str)],
@@ -89,11 +90,12 @@ pub async fn get_reservations(
     let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
     let references: Vec<&str> = keys.iter().map(|(_, r)| *r).collect();
     let headers: Vec<(Uuid, String, String, OffsetDateTime)> = sqlx::query_as(&format!(
-        "SELECT r.tenant_id, r.reference, r.status, r.created_at FROM reservations r
-         JOIN UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, reference)
-           ON r.tenant_id = k.tenant_id AND r.reference = k.reference
-         ORDER BY r.tenant_id, r.reference{}",
-        if lock { " FOR UPDATE OF r" } else { "" }
+        "SELECT r.tenant_id, r.reference, r.status, r.created_at
+         FROM UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, reference)
+         CROSS JOIN LATERAL (
+             SELECT * FROM reservations r WHERE r.tenant_id = k.tenant_id AND r.reference = k.reference{}
+         ) r",
+        if lock { " FOR UPDATE" } else { "" }
     ))
     .bind(&tenants)
     .bind(&references)
@@ -105,10 +107,12 @@ pub async fn get_reservations(
     let found_tenants: Vec<Uuid> = headers.iter().map(|h| h.0).collect();
     let found_references: Vec<&str> = headers.iter().map(|h| h.1.as_str()).collect();
     let lines: Vec<(Uuid, String, String, String, i64)> = sqlx::query_as(
-        "SELECT i.tenant_id, i.reference, i.sku, i.location, i.quantity FROM reservation_items i
-         JOIN UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, reference)
-           ON i.tenant_id = k.tenant_id AND i.reference = k.reference
-         ORDER BY i.tenant_id, i.reference, i.sku, i.location",
+        "SELECT i.tenant_id, i.reference, i.sku, i.location, i.quantity
+         FROM UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, reference)
+         CROSS JOIN LATERAL (
+             SELECT * FROM reservation_items i WHERE i.tenant_id = k.tenant_id AND i.reference = k.reference
+             ORDER BY i.sku, i.location
+         ) i",
     )
     .bind(&found_tenants)
     .bind(&found_references)
@@ -256,8 +260,9 @@ pub async fn reserve_batch(
 /// A stock row locked for a change: its level and its low-stock watch.
 type Locked = HashMap<(Uuid, StockKey), (Level, Watch)>;
 
-/// Locks the stock rows (callers pass the keys sorted, so concurrent batches cannot deadlock)
-/// and reads their levels and low-stock watch.
+/// Locks the stock rows and reads their levels and low-stock watch. One primary-key probe per
+/// key, in the keys' order (callers pass them sorted, so concurrent batches cannot deadlock): a
+/// join would let the planner read the whole table to find a handful of rows.
 async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Result<Locked, DbError> {
     if keys.is_empty() {
         return Ok(HashMap::new());
@@ -267,13 +272,15 @@ async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Resu
     let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
     let rows: Vec<(Uuid, String, String, i64, i64, i64, bool)> = sqlx::query_as(
         "SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved,
-                coalesce(s.low_stock_threshold, st.default_low_stock_threshold, 0), s.low_stock_alerted
-         FROM stock_levels s
-         JOIN UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)
-           ON s.tenant_id = k.tenant_id AND s.sku = k.sku AND s.location = k.location
-         LEFT JOIN settings st ON st.tenant_id = s.tenant_id
-         ORDER BY s.tenant_id, s.sku, s.location
-         FOR UPDATE OF s",
+                coalesce(s.low_stock_threshold,
+                    (SELECT st.default_low_stock_threshold FROM settings st WHERE st.tenant_id = s.tenant_id), 0),
+                s.low_stock_alerted
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)
+         CROSS JOIN LATERAL (
+             SELECT * FROM stock_levels s
+             WHERE s.tenant_id = k.tenant_id AND s.sku = k.sku AND s.location = k.location
+             FOR UPDATE
+         ) s",
     )
     .bind(&tenants)
     .bind(&skus)

@@ -142,7 +142,8 @@ pub async fn insert(
     Ok(results)
 }
 
-/// The orders that already exist for these source ids, with their lines, by id.
+/// The orders that already exist for these source ids, with their lines, by id: one probe of
+/// the unique index per key.
 pub async fn existing(
     conn: &mut PgConnection,
     keys: &[(Uuid, OrderSource, &str)],
@@ -154,8 +155,11 @@ pub async fn existing(
     let sources: Vec<&str> = keys.iter().map(|k| source_str(k.1)).collect();
     let source_ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE (tenant_id, source, source_id) IN
-         (SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]))"
+        "SELECT o.* FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, source, source_id)
+         CROSS JOIN LATERAL (
+             SELECT {COLUMNS} FROM orders
+             WHERE tenant_id = k.tenant_id AND source = k.source AND source_id = k.source_id
+         ) o"
     ))
     .bind(&tenants)
     .bind(&sources)
