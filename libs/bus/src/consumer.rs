@@ -66,6 +66,14 @@ pub trait Handler: Send + Sync + 'static {
         tx: &'a mut PgConnection,
         event: &'a Envelope,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+
+    /// `false` for an event this handler would do nothing with: it is acked without a
+    /// transaction or an inbox row (there is no effect to make idempotent). A subject filter
+    /// cannot tell, e.g. inventory needs only the `order.created` events without a reservation.
+    /// Say `true` when unsure (an event that does not decode included): `handle` decides then.
+    fn wants(&self, _event: &Envelope) -> bool {
+        true
+    }
 }
 
 /// What [`BatchHandler::handle_batch`] answers when the transaction is still usable: one result
@@ -86,6 +94,11 @@ pub trait BatchHandler: Send + Sync + 'static {
         tx: &'a mut PgConnection,
         events: &'a [&'a Envelope],
     ) -> impl Future<Output = Result<BatchResults, HandlerError>> + Send + 'a;
+
+    /// As [`Handler::wants`].
+    fn wants(&self, _event: &Envelope) -> bool {
+        true
+    }
 }
 
 /// A [`Handler`] as a [`BatchHandler`]: the batch's events in turn, in one transaction. The first
@@ -103,6 +116,10 @@ impl<H: Handler> BatchHandler for OneAtATime<H> {
             self.0.handle(tx, event).await?;
         }
         Ok(events.iter().map(|_| Ok(())).collect())
+    }
+
+    fn wants(&self, event: &Envelope) -> bool {
+        self.0.wants(event)
     }
 }
 
@@ -363,6 +380,12 @@ impl<B: BatchHandler> Worker<B> {
                 continue;
             }
             match serde_json::from_slice::<Envelope>(&message.payload) {
+                Ok(envelope) if !self.handler.wants(&envelope) => {
+                    self.metrics.count(&self.name, "ignored");
+                    if let Err(err) = message.ack().await {
+                        tracing::warn!(error = %err, "ack of an ignored event failed; JetStream redelivers it");
+                    }
+                }
                 Ok(envelope) => deliveries.push(Delivery { message, envelope, delivered, stream_sequence }),
                 Err(err) => {
                     let reason = format!("not an orderflow envelope: {err}");

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{Harness, Ticked, WAIT, tick};
 
 /// Effects keyed by `n`: 0..100 succeed; 100..200 fail once, transiently; 500 always fails
-/// transiently; negative is a permanent failure.
+/// transiently; negative is a permanent failure; 1000 and up are not wanted (no transaction).
 #[derive(Default)]
 struct TestHandler {
     attempts: Mutex<HashMap<Uuid, u32>>,
@@ -45,6 +45,10 @@ impl Handler for TestHandler {
             .execute(tx)
             .await?;
         Ok(())
+    }
+
+    fn wants(&self, event: &Envelope) -> bool {
+        event.decode::<Ticked>().ok().is_none_or(|data| data.n < 1000)
     }
 }
 
@@ -105,6 +109,20 @@ async fn each_event_has_exactly_one_effect() {
     }
     testkit::eventually("10 effects", WAIT, || async { h.effects().await == 10 }).await;
     testkit::eventually("all acked", WAIT, || async { settled(&h, "once").await }).await;
+    token.cancel();
+}
+
+#[tokio::test]
+async fn an_event_the_handler_does_not_want_is_acked_without_a_transaction() {
+    let h = Harness::new().await;
+    let token = start_consumer(&h, "picky", 1);
+    let tenant = Uuid::new_v4();
+    publish(&h, &tick(tenant, "agg", 1000)).await;
+    publish(&h, &tick(tenant, "agg", 1)).await;
+    testkit::eventually("the wanted one applied", WAIT, || async { h.effects().await == 1 }).await;
+    testkit::eventually("both acked", WAIT, || async { settled(&h, "picky").await }).await;
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(&h.pool).await.expect("inbox");
+    assert_eq!((h.effects().await, inbox), (1, 1), "the unwanted event wrote neither an effect nor an inbox row");
     token.cancel();
 }
 

@@ -87,16 +87,15 @@ pub async fn finish_many(
     let ids: Vec<Uuid> = sorted.iter().map(|f| f.id).collect();
     let order_ids: Vec<Uuid> = sorted.iter().map(|f| f.order_id).collect();
     let codes: Vec<&str> = sorted.iter().map(|f| f.order_code).collect();
-    // Row locks in id order, as `lock_many` takes them: a concurrent batch cannot deadlock with this one.
-    sqlx::query("SELECT 1 FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(&ids)
-        .execute(&mut *conn)
-        .await?;
+    // The rows are locked first, in id order as `lock_many` takes them, so a concurrent batch
+    // cannot deadlock with this one (an UPDATE alone locks in whatever order its plan meets rows).
     let rows: Vec<(Uuid, i64, OffsetDateTime)> = sqlx::query_as(
-        "UPDATE drafts d SET status = 'approved', order_id = u.order_id, order_code = u.order_code,
+        "WITH locked AS MATERIALIZED (SELECT id FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE)
+         UPDATE drafts d SET status = 'approved', order_id = u.order_id, order_code = u.order_code,
            lease_owner = NULL, lease_until = NULL, version = d.version + 1, updated_at = now()
          FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS u(id, order_id, order_code)
-         WHERE d.id = u.id AND d.id = ANY($1) AND d.status = 'approving' AND d.lease_owner = $4
+         WHERE d.id = u.id AND d.id = ANY($1) AND d.id IN (SELECT id FROM locked)
+           AND d.status = 'approving' AND d.lease_owner = $4
          RETURNING d.id, d.version, d.updated_at",
     )
     .bind(&ids)

@@ -121,6 +121,20 @@ impl OrderEvents {
 }
 
 impl Handler for OrderEvents {
+    /// Most orders come from an approved draft whose stock is already held, and most status
+    /// changes move no stock: those are acked without a transaction.
+    fn wants(&self, event: &Envelope) -> bool {
+        if event.is::<OrderCreated>() {
+            let created = event.decode::<OrderCreated>().ok();
+            created.is_none_or(|created| !created.reservation_held && !lines(&created.items).is_empty())
+        } else if event.is::<OrderStatusChanged>() {
+            let changed = event.decode::<OrderStatusChanged>().ok();
+            changed.is_none_or(|changed| matches!(changed.to.as_str(), "shipped" | "returned"))
+        } else {
+            true
+        }
+    }
+
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         if event.is::<OrderCreated>() {
             let created = event.decode::<OrderCreated>().map_err(HandlerError::Permanent)?;

@@ -219,7 +219,6 @@ pub async fn reserve_batch(
                 }
             }
         }
-        apply_deltas(conn, namespace, &locked, deltas.iter().map(|(t, k, d)| (*t, k, 0, *d)).collect()).await?;
         insert_reservations(conn, &granted).await?;
         let ledger: Vec<LedgerRow> = granted
             .iter()
@@ -236,7 +235,8 @@ pub async fn reserve_batch(
                 })
             })
             .collect();
-        write_ledger(conn, &ledger).await?;
+        apply_deltas(conn, namespace, &locked, deltas.iter().map(|(t, k, d)| (*t, k, 0, *d)).collect(), &ledger)
+            .await?;
     }
     for (index, first) in duplicates {
         outcomes[index] = match &outcomes[first] {
@@ -296,17 +296,19 @@ async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Resu
 }
 
 /// Applies (on_hand, reserved) deltas to rows locked by [`lock_levels`] (one delta per row; 0, 0
-/// re-checks a row whose threshold changed), keeps their `low_stock_alerted` in step, and
-/// publishes `inventory.low_stock` for each row that has just crossed below its threshold. One
-/// statement for the lot: this runs in every reservation batch.
+/// re-checks a row whose threshold changed), keeps their `low_stock_alerted` in step, writes
+/// the ledger rows that say why, and publishes `inventory.low_stock` for each row that has just
+/// crossed below its threshold. One statement for the lot (this runs in every reservation
+/// batch); returns the ledger rows' ids.
 async fn apply_deltas(
     conn: &mut PgConnection,
     namespace: &Namespace,
     locked: &Locked,
     deltas: Vec<(Uuid, &StockKey, i64, i64)>,
-) -> Result<(), DbError> {
-    if deltas.is_empty() {
-        return Ok(());
+    ledger: &[LedgerRow],
+) -> Result<Vec<i64>, DbError> {
+    if deltas.is_empty() && ledger.is_empty() {
+        return Ok(Vec::new());
     }
     // `UPDATE ... FROM` applies one joined row per target row: two deltas for one row would lose one.
     debug_assert!(
@@ -336,12 +338,18 @@ async fn apply_deltas(
     let locations: Vec<&str> = deltas.iter().map(|d| d.1.location.as_str()).collect();
     let on_hand: Vec<i64> = deltas.iter().map(|d| d.2).collect();
     let reserved: Vec<i64> = deltas.iter().map(|d| d.3).collect();
-    sqlx::query(
-        "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved,
-           low_stock_alerted = d.alerted, updated_at = now()
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[])
-           AS d(tenant_id, sku, location, on_hand, reserved, alerted)
-         WHERE s.tenant_id = d.tenant_id AND s.sku = d.sku AND s.location = d.location",
+    let ledger_ids: Vec<i64> = sqlx::query_scalar(
+        "WITH moved AS (
+             UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved,
+               low_stock_alerted = d.alerted, updated_at = now()
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[])
+               AS d(tenant_id, sku, location, on_hand, reserved, alerted)
+             WHERE s.tenant_id = d.tenant_id AND s.sku = d.sku AND s.location = d.location
+         )
+         INSERT INTO stock_ledger (tenant_id, sku, location, on_hand_delta, reserved_delta, reason, reference, note, actor)
+         SELECT * FROM UNNEST($7::uuid[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[],
+             $13::text[], $14::text[], $15::text[])
+         RETURNING id",
     )
     .bind(&tenants)
     .bind(&skus)
@@ -349,26 +357,26 @@ async fn apply_deltas(
     .bind(&on_hand)
     .bind(&reserved)
     .bind(&alerted)
-    .execute(&mut *conn)
+    .bind(ledger.iter().map(|r| r.tenant_id).collect::<Vec<Uuid>>())
+    .bind(ledger.iter().map(|r| r.key.sku.as_str()).collect::<Vec<&str>>())
+    .bind(ledger.iter().map(|r| r.key.location.as_str()).collect::<Vec<&str>>())
+    .bind(ledger.iter().map(|r| r.on_hand_delta).collect::<Vec<i64>>())
+    .bind(ledger.iter().map(|r| r.reserved_delta).collect::<Vec<i64>>())
+    .bind(ledger.iter().map(|r| r.reason).collect::<Vec<&str>>())
+    .bind(ledger.iter().map(|r| r.reference.as_deref()).collect::<Vec<Option<&str>>>())
+    .bind(ledger.iter().map(|r| r.note.as_deref()).collect::<Vec<Option<&str>>>())
+    .bind(ledger.iter().map(|r| r.actor.as_deref()).collect::<Vec<Option<&str>>>())
+    .fetch_all(&mut *conn)
     .await?;
     for envelope in crossed {
         bus::outbox::enqueue(conn, namespace, envelope).await?;
     }
-    Ok(())
+    Ok(ledger_ids)
 }
 
 async fn insert_reservations(conn: &mut PgConnection, jobs: &[&ReserveJob]) -> Result<(), DbError> {
     let tenants: Vec<Uuid> = jobs.iter().map(|j| j.tenant_id).collect();
     let references: Vec<&str> = jobs.iter().map(|j| j.reference.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO reservations (tenant_id, reference, status)
-         SELECT t, r, 'held' FROM UNNEST($1::uuid[], $2::text[]) AS x(t, r)
-         ON CONFLICT (tenant_id, reference) DO UPDATE SET status = 'held', reason = NULL, updated_at = now()",
-    )
-    .bind(&tenants)
-    .bind(&references)
-    .execute(&mut *conn)
-    .await?;
     let mut item_tenants = Vec::new();
     let mut item_refs = Vec::new();
     let mut item_skus = Vec::new();
@@ -387,11 +395,19 @@ async fn insert_reservations(conn: &mut PgConnection, jobs: &[&ReserveJob]) -> R
             item_quantities.push(quantity);
         }
     }
+    // One statement; the items' foreign key is checked at its end, when the headers are in.
     sqlx::query(
-        "INSERT INTO reservation_items (tenant_id, reference, sku, location, quantity)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+        "WITH headers AS (
+             INSERT INTO reservations (tenant_id, reference, status)
+             SELECT t, r, 'held' FROM UNNEST($1::uuid[], $2::text[]) AS x(t, r)
+             ON CONFLICT (tenant_id, reference) DO UPDATE SET status = 'held', reason = NULL, updated_at = now()
+         )
+         INSERT INTO reservation_items (tenant_id, reference, sku, location, quantity)
+         SELECT * FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::bigint[])
          ON CONFLICT DO NOTHING",
     )
+    .bind(&tenants)
+    .bind(&references)
     .bind(&item_tenants)
     .bind(&item_refs)
     .bind(&item_skus)
@@ -411,38 +427,6 @@ pub struct LedgerRow {
     pub reference: Option<String>,
     pub note: Option<String>,
     pub actor: Option<String>,
-}
-
-pub async fn write_ledger(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result<Vec<i64>, DbError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tenants: Vec<Uuid> = rows.iter().map(|r| r.tenant_id).collect();
-    let skus: Vec<&str> = rows.iter().map(|r| r.key.sku.as_str()).collect();
-    let locations: Vec<&str> = rows.iter().map(|r| r.key.location.as_str()).collect();
-    let on_hand: Vec<i64> = rows.iter().map(|r| r.on_hand_delta).collect();
-    let reserved: Vec<i64> = rows.iter().map(|r| r.reserved_delta).collect();
-    let reasons: Vec<&str> = rows.iter().map(|r| r.reason).collect();
-    let references: Vec<Option<&str>> = rows.iter().map(|r| r.reference.as_deref()).collect();
-    let notes: Vec<Option<&str>> = rows.iter().map(|r| r.note.as_deref()).collect();
-    let actors: Vec<Option<&str>> = rows.iter().map(|r| r.actor.as_deref()).collect();
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO stock_ledger (tenant_id, sku, location, on_hand_delta, reserved_delta, reason, reference, note, actor)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
-         RETURNING id",
-    )
-    .bind(&tenants)
-    .bind(&skus)
-    .bind(&locations)
-    .bind(&on_hand)
-    .bind(&reserved)
-    .bind(&reasons)
-    .bind(&references)
-    .bind(&notes)
-    .bind(&actors)
-    .fetch_all(conn)
-    .await?;
-    Ok(ids)
 }
 
 /// Releases, commits or restocks a reservation, once. Stock moves only on `Change::Apply`.
@@ -484,7 +468,6 @@ pub async fn change_reservation(
         .iter()
         .map(|l| (tenant_id, &l.key, on_hand_sign * l.quantity, reserved_sign * l.quantity))
         .collect();
-    apply_deltas(conn, namespace, &locked, deltas).await?;
     let ledger: Vec<LedgerRow> = reservation
         .lines
         .iter()
@@ -499,7 +482,7 @@ pub async fn change_reservation(
             actor: Some(actor.to_string()),
         })
         .collect();
-    write_ledger(conn, &ledger).await?;
+    apply_deltas(conn, namespace, &locked, deltas, &ledger).await?;
     sqlx::query(
         "UPDATE reservations SET status = $3, reason = $4, updated_at = now() WHERE tenant_id = $1 AND reference = $2",
     )
@@ -632,9 +615,11 @@ pub async fn adjust(
     if on_hand + delta < reserved || on_hand + delta < 0 {
         return Err(AdjustError::BelowReserved { reserved });
     }
-    apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, delta, 0)]).await?;
-    let ledger_id = write_ledger(
+    let ledger_id = apply_deltas(
         conn,
+        namespace,
+        &locked,
+        vec![(tenant_id, key, delta, 0)],
         &[LedgerRow {
             tenant_id,
             key: key.clone(),
@@ -686,6 +671,6 @@ pub async fn set_threshold(
     .await?;
     // No stock moves; the row is re-checked against its new threshold.
     let locked = lock_levels(conn, &[(tenant_id, key.clone())]).await?;
-    apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, 0, 0)]).await?;
+    apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, 0, 0)], &[]).await?;
     levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
 }
