@@ -24,6 +24,9 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 /// The fewest waiting requests worth a batch of their own alongside one being committed.
 pub const PARALLEL_BATCH_MIN: usize = 8;
 
+/// A batch that takes this long is logged (at WARN).
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Processes a batch in one transaction; returns one result per job, in order.
 pub trait BatchProcessor: Send + Sync + 'static {
     type Job: Send + 'static;
@@ -101,8 +104,16 @@ impl<P: BatchProcessor> GroupCommit<P> {
                             (batch, Running::start(&running, &ended))
                         };
                         let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.job, r.reply)).unzip();
+                        let (size, started) = (jobs.len(), std::time::Instant::now());
                         let outputs = processor.process(jobs).await;
                         drop(running_batch);
+                        let took = started.elapsed();
+                        if took >= SLOW_BATCH {
+                            // Everything queued behind it waited too: say which stage, for whoever
+                            // looks into a latency spike.
+                            let stage = std::any::type_name::<P>();
+                            tracing::warn!(stage, size, took_ms = took.as_millis() as u64, "slow group-commit batch");
+                        }
                         for (reply, output) in replies.into_iter().zip(outputs) {
                             let _ = reply.send(output);
                         }
