@@ -59,27 +59,76 @@ pub async fn enqueue_many(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result
     if rows.is_empty() {
         return Ok(());
     }
-    let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.message_id).collect();
-    let keys: Vec<&str> = rows.iter().map(|r| r.partition_key.as_str()).collect();
-    let payloads: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
-    let headers: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| serde_json::Value::Object(r.headers.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()))
-        .collect();
-    sqlx::query(
-        "INSERT INTO outbox (subject, event_id, partition_key, payload, headers)
-         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[])
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&subjects)
-    .bind(&ids)
-    .bind(&keys)
-    .bind(&payloads)
-    .bind(&headers)
-    .execute(conn)
-    .await?;
+    let statement = Columns::insert(1, "");
+    Columns::of(rows, None).bind(sqlx::query(&statement)).execute(conn).await?;
     Ok(())
+}
+
+/// Outbox rows as the column arrays of one `INSERT`, for a statement that writes its events
+/// alongside its own change (a CTE) and so saves a round trip in a batch that runs thousands of
+/// times a second. Each row may carry an owner id, for the statement to keep only the rows of
+/// what its change really touched.
+pub struct Columns<'a> {
+    subjects: Vec<&'a str>,
+    ids: Vec<Uuid>,
+    keys: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    headers: Vec<serde_json::Value>,
+    owners: Option<Vec<Uuid>>,
+}
+
+impl<'a> Columns<'a> {
+    /// `owners`, when given, has one id per row.
+    pub fn of(rows: &'a [OutboxRow], owners: Option<Vec<Uuid>>) -> Self {
+        Self {
+            subjects: rows.iter().map(|r| r.subject.as_str()).collect(),
+            ids: rows.iter().map(|r| r.message_id).collect(),
+            keys: rows.iter().map(|r| r.partition_key.as_str()).collect(),
+            payloads: rows.iter().map(|r| r.payload.as_str()).collect(),
+            headers: rows
+                .iter()
+                .map(|r| {
+                    serde_json::Value::Object(r.headers.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect())
+                })
+                .collect(),
+            owners,
+        }
+    }
+
+    /// The `INSERT` taking the arrays as parameters `$first` onwards (five, or six with owners,
+    /// named `e.owner`); `filter` is a `WHERE` clause over `e`, or empty.
+    pub fn insert(first: usize, filter: &str) -> String {
+        let (with_owner, owner_column) =
+            if filter.is_empty() { (String::new(), "") } else { (format!(", ${}::uuid[]", first + 5), ", owner") };
+        format!(
+            "INSERT INTO outbox (subject, event_id, partition_key, payload, headers)
+             SELECT e.subject, e.event_id, e.partition_key, e.payload, e.headers
+             FROM UNNEST(${}::text[], ${}::uuid[], ${}::text[], ${}::text[], ${}::jsonb[]{with_owner})
+               AS e(subject, event_id, partition_key, payload, headers{owner_column})
+             {filter}
+             ON CONFLICT (event_id) DO NOTHING",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4
+        )
+    }
+
+    /// Binds the arrays, in the order [`Columns::insert`] numbers them, after what `query` has.
+    pub fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        let query = query.bind(self.subjects).bind(self.ids).bind(self.keys).bind(self.payloads).bind(self.headers);
+        match self.owners {
+            Some(owners) => query.bind(owners),
+            None => query,
+        }
+    }
 }
 
 /// Counters exported on `/metrics`.

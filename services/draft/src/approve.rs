@@ -419,23 +419,19 @@ impl FinishBatches {
         &self,
         jobs: &[FinishJob],
     ) -> Result<std::collections::HashMap<Uuid, (i64, time::OffsetDateTime)>, DbError> {
-        let mut tx = db::begin_batch(&self.pool).await?;
-        let finishes: Vec<Finish<'_>> = jobs
-            .iter()
-            .map(|job| Finish { id: job.draft_id, order_id: job.order_id, order_code: &job.order_code })
-            .collect();
-        let finished = approvals::finish_many(&mut tx, &finishes, &self.owner).await?;
-        let mut events = Vec::with_capacity(finished.len());
-        for job in jobs.iter().filter(|job| finished.contains_key(&job.draft_id)) {
+        let mut finishes = Vec::with_capacity(jobs.len());
+        for job in jobs {
             let event = DraftApproved {
                 draft_id: job.draft_id.to_string(),
                 order_id: job.order_id.to_string(),
                 order_code: job.order_code.clone(),
             };
             let envelope = Envelope::new(job.tenant_id, format!("draft:{}", job.draft_id), event, None);
-            events.push(OutboxRow::for_event(&self.namespace, envelope).map_err(DbError::from)?);
+            let event = OutboxRow::for_event(&self.namespace, envelope).map_err(DbError::from)?;
+            finishes.push(Finish { id: job.draft_id, order_id: job.order_id, order_code: &job.order_code, event });
         }
-        bus::outbox::enqueue_many(&mut tx, &events).await.map_err(DbError::from)?;
+        let mut tx = db::begin_batch(&self.pool).await?;
+        let finished = approvals::finish_many(&mut tx, &finishes, &self.owner).await?;
         tx.commit().await?;
         Ok(finished)
     }

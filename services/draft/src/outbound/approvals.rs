@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::PgConnection;
+use bus::outbox::{Columns, OutboxRow};
+use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -65,15 +66,17 @@ pub async fn begin_many(
     Ok(rows.into_iter().collect())
 }
 
-/// A draft whose order exists.
+/// A draft whose order exists, and its `draft.approved` event.
 pub struct Finish<'a> {
     pub id: Uuid,
     pub order_id: Uuid,
     pub order_code: &'a str,
+    pub event: OutboxRow,
 }
 
-/// Marks approved the drafts `owner` still holds the lease of; returns, for those, the new
-/// version and update time. A draft missing from the answer was finished by someone else.
+/// Marks approved the drafts `owner` still holds the lease of, with their events, in one
+/// statement; returns, for those, the new version and update time. A draft missing from the
+/// answer was finished by someone else, and its event is not written.
 pub async fn finish_many(
     conn: &mut PgConnection,
     finishes: &[Finish<'_>],
@@ -87,22 +90,24 @@ pub async fn finish_many(
     let ids: Vec<Uuid> = sorted.iter().map(|f| f.id).collect();
     let order_ids: Vec<Uuid> = sorted.iter().map(|f| f.order_id).collect();
     let codes: Vec<&str> = sorted.iter().map(|f| f.order_code).collect();
+    let events: Vec<OutboxRow> = sorted.iter().map(|f| f.event.clone()).collect();
     // The rows are locked first, in id order as `lock_many` takes them, so a concurrent batch
     // cannot deadlock with this one (an UPDATE alone locks in whatever order its plan meets rows).
-    let rows: Vec<(Uuid, i64, OffsetDateTime)> = sqlx::query_as(
-        "WITH locked AS MATERIALIZED (SELECT id FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE)
-         UPDATE drafts d SET status = 'approved', order_id = u.order_id, order_code = u.order_code,
-           lease_owner = NULL, lease_until = NULL, version = d.version + 1, updated_at = now()
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS u(id, order_id, order_code)
-         WHERE d.id = u.id AND d.id = ANY($1) AND d.id IN (SELECT id FROM locked)
-           AND d.status = 'approving' AND d.lease_owner = $4
-         RETURNING d.id, d.version, d.updated_at",
-    )
-    .bind(&ids)
-    .bind(&order_ids)
-    .bind(&codes)
-    .bind(owner)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(id, version, updated_at)| (id, (version, updated_at))).collect())
+    let statement = format!(
+        "WITH locked AS MATERIALIZED (SELECT id FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE),
+         finished AS (
+             UPDATE drafts d SET status = 'approved', order_id = u.order_id, order_code = u.order_code,
+               lease_owner = NULL, lease_until = NULL, version = d.version + 1, updated_at = now()
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS u(id, order_id, order_code)
+             WHERE d.id = u.id AND d.id = ANY($1) AND d.id IN (SELECT id FROM locked)
+               AND d.status = 'approving' AND d.lease_owner = $4
+             RETURNING d.id, d.version, d.updated_at
+         ),
+         events AS ({})
+         SELECT id, version, updated_at FROM finished",
+        Columns::insert(5, "WHERE e.owner IN (SELECT id FROM finished)")
+    );
+    let query = sqlx::query(&statement).bind(&ids).bind(&order_ids).bind(&codes).bind(owner);
+    let rows = Columns::of(&events, Some(ids.clone())).bind(query).fetch_all(conn).await?;
+    rows.iter().map(|row| Ok((row.try_get("id")?, (row.try_get("version")?, row.try_get("updated_at")?)))).collect()
 }

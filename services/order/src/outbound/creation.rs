@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use bus::outbox::OutboxRow;
 use bus::{Envelope, Namespace};
-use events::order::{OrderCreated, OrderSource};
+use events::order::OrderCreated;
 use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::DbError;
-use super::orders::{self, Actor, COLUMNS, NewOrder, OrderRecord, source_str};
+use super::orders::{self, Actor, NewOrder, OrderRecord, source_str};
 use crate::domain::parties::search_text;
 
 /// One order to write, with the code taken for it.
@@ -140,39 +140,6 @@ pub async fn insert(
     }
     bus::outbox::enqueue_many(conn, &outbox).await.map_err(DbError::from)?;
     Ok(results)
-}
-
-/// The orders that already exist for these source ids, with their lines, by id: one probe of
-/// the unique index per key.
-pub async fn existing(
-    conn: &mut PgConnection,
-    keys: &[(Uuid, OrderSource, &str)],
-) -> Result<HashMap<Uuid, OrderRecord>, DbError> {
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let tenants: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-    let sources: Vec<&str> = keys.iter().map(|k| source_str(k.1)).collect();
-    let source_ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
-    let rows = sqlx::query(&format!(
-        "SELECT o.* FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, source, source_id)
-         CROSS JOIN LATERAL (
-             SELECT {COLUMNS} FROM orders
-             WHERE tenant_id = k.tenant_id AND source = k.source AND source_id = k.source_id
-         ) o"
-    ))
-    .bind(&tenants)
-    .bind(&sources)
-    .bind(&source_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let order = orders::from_row(row)?;
-        found.insert(order.id, order);
-    }
-    orders::load_lines_many(conn, &mut found).await?;
-    Ok(found)
 }
 
 /// The orders, their lines and their history and audit rows in one statement. A child row is
