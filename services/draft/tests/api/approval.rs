@@ -31,6 +31,12 @@ async fn approving_reserves_the_stock_and_creates_the_order_with_the_reviewed_pr
 
     let again = system.approve(&draft.id).await.expect("a repeated approve answers with the order");
     assert_eq!(again.order_id, approved.order_id);
+
+    // One `draft.approved`, written with the approval (the outbox), naming the order.
+    let events = system.approved_events(&draft.id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["order_id"], approved.order_id.as_str());
+    assert_eq!(events[0]["data"]["order_code"], approved.order_code.as_str());
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ async fn crash_at(point: &str) {
     assert_eq!(orders.len(), 1, "exactly one order after a crash at {point}");
     assert_eq!(system.get_draft(&draft.id).await.order_id, orders[0].id);
     assert_eq!(system.stock("HOOP-G-7").await.reserved, 2, "reserved once");
+    assert_eq!(system.approved_events(&draft.id).await.len(), 1, "one draft.approved after a crash at {point}");
     let again = system.approve(&draft.id).await.expect("approve answers with the order");
     assert_eq!(again.order_id, orders[0].id);
     let _ = authorized((), &system.token(Role::Viewer));

@@ -208,6 +208,19 @@ impl System {
             .map(|r| r.into_inner())
     }
 
+    /// The `draft.approved` events the draft service wrote for a draft (its outbox), as JSON.
+    pub async fn approved_events(&self, draft_id: &str) -> Vec<serde_json::Value> {
+        let pool = self.env.db.admin().await.expect("admin");
+        let payloads: Vec<String> = sqlx::query_scalar(
+            "SELECT payload FROM draft.outbox WHERE subject LIKE '%.draft.v1.approved.%' AND partition_key = $1",
+        )
+        .bind(format!("draft:{draft_id}"))
+        .fetch_all(&pool)
+        .await
+        .expect("outbox");
+        payloads.iter().map(|p| serde_json::from_str(p).expect("envelope")).collect()
+    }
+
     pub async fn get_draft(&self, id: &str) -> pb::Draft {
         self.drafts()
             .await
