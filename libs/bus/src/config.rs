@@ -25,6 +25,10 @@ pub struct BusConfig {
     pub redelivery_backoff: Vec<Duration>,
     /// The outbox relay's idle poll interval.
     pub relay_poll: Duration,
+    /// After a poll that found rows but not a full batch, the relay waits this long before the
+    /// next, so that under steady load a poll carries more rows (each costs two statements
+    /// and a publish round trip, whatever it carries). Adds at most this to an event's delivery.
+    pub relay_linger: Duration,
     /// Published outbox rows and inbox records are kept this long, then pruned.
     pub outbox_retention: Duration,
     pub inbox_retention: Duration,
@@ -50,6 +54,7 @@ impl BusConfig {
             max_deliver: env.get("ORDERFLOW_BUS_MAX_DELIVER", 20)?,
             redelivery_backoff: (0..7).map(|i| (backoff_base * 2u32.pow(i)).min(Duration::from_secs(60))).collect(),
             relay_poll: env.millis("ORDERFLOW_BUS_RELAY_POLL_MS", Duration::from_millis(20))?,
+            relay_linger: env.millis("ORDERFLOW_BUS_RELAY_LINGER_MS", Duration::from_millis(5))?,
             outbox_retention: env.millis("ORDERFLOW_OUTBOX_RETENTION_MS", Duration::from_secs(24 * 3600))?,
             // Platforms retry for up to a week; keep processed ids a little longer than that.
             inbox_retention: env.millis("ORDERFLOW_INBOX_RETENTION_MS", Duration::from_secs(8 * 24 * 3600))?,
@@ -73,6 +78,7 @@ impl BusConfig {
             max_deliver: 3,
             redelivery_backoff: vec![Duration::from_millis(50), Duration::from_millis(100)],
             relay_poll: Duration::from_millis(10),
+            relay_linger: Duration::ZERO,
             outbox_retention: Duration::from_secs(3600),
             inbox_retention: Duration::from_secs(3600),
             publish_retry: resilience::RetryPolicy {

@@ -219,17 +219,22 @@ impl Relay {
         token: &CancellationToken,
         last_prune: &mut Instant,
     ) -> Result<(), Error> {
-        let poll = self.bus.config().relay_poll;
+        let (poll, linger) = (self.bus.config().relay_poll, self.bus.config().relay_linger);
         while !token.is_cancelled() {
             if last_prune.elapsed() >= PRUNE_EVERY {
                 prune(conn, self.bus.config()).await?;
                 *last_prune = Instant::now();
             }
             let published = self.relay_batch(conn).await?;
-            if published == 0 {
+            let pause = match published {
+                0 => poll,
+                some if (some as i64) < self.batch_size => linger,
+                _ => Duration::ZERO,
+            };
+            if !pause.is_zero() {
                 tokio::select! {
                     _ = token.cancelled() => {}
-                    _ = tokio::time::sleep(poll) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         }
