@@ -302,3 +302,53 @@ async fn concurrent_approvals_of_different_drafts_share_commits_yet_each_gets_it
     assert_eq!(system.stock("HOOP-G-7").await.reserved, 0, "the rejected draft holds nothing");
     assert_eq!(system.get_draft(&unmatched.id).await.status, pb::DraftStatus::PendingReview as i32);
 }
+
+#[tokio::test]
+async fn a_replica_that_lost_the_lease_neither_finishes_the_draft_nor_writes_its_event() {
+    use draft::outbound::approvals::{self, Finish};
+
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("HOOP-G-7", 1)]).await;
+    let draft_id: uuid::Uuid = draft.id.parse().expect("uuid");
+    let admin = system.env.db.admin().await.expect("admin");
+    // Another replica's sweeper holds the lease now.
+    sqlx::query("UPDATE draft.drafts SET status = 'approving', lease_owner = 'the-sweeper', lease_until = now() + interval '1 minute' WHERE id = $1")
+        .bind(draft_id)
+        .execute(&admin)
+        .await
+        .expect("lease");
+    let finish = |owner: &'static str| {
+        let (admin, tenant) = (admin.clone(), system.tenant);
+        async move {
+            let envelope = bus::Envelope::new(
+                tenant,
+                format!("draft:{draft_id}"),
+                events::draft::DraftApproved {
+                    draft_id: draft_id.to_string(),
+                    order_id: uuid::Uuid::nil().to_string(),
+                    order_code: "ORD-000042".into(),
+                },
+                None,
+            );
+            let namespace = bus::Namespace::new("orderflow").expect("namespace");
+            let event = bus::outbox::OutboxRow::for_event(&namespace, envelope).expect("row");
+            let mut tx = admin.begin().await.expect("begin");
+            sqlx::query("SET LOCAL search_path = draft").execute(&mut *tx).await.expect("schema");
+            let finishes = [Finish { id: draft_id, order_id: uuid::Uuid::nil(), order_code: "ORD-000042", event }];
+            let finished = approvals::finish_many(&mut tx, &finishes, owner).await.expect("finish");
+            tx.commit().await.expect("commit");
+            finished
+        }
+    };
+
+    let stale = finish("the-first-replica").await;
+    assert!(stale.is_empty(), "the stale owner finished nothing");
+    assert_eq!(system.get_draft(&draft.id).await.status, pb::DraftStatus::Approving as i32);
+    assert!(system.approved_events(&draft.id).await.is_empty(), "and wrote no event");
+
+    let owner = finish("the-sweeper").await;
+    assert!(owner.contains_key(&draft_id), "the lease holder finished it");
+    assert_eq!(system.get_draft(&draft.id).await.status, pb::DraftStatus::Approved as i32);
+    assert_eq!(system.approved_events(&draft.id).await.len(), 1);
+}
