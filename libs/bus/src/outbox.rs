@@ -59,15 +59,16 @@ pub async fn enqueue_many(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result
     if rows.is_empty() {
         return Ok(());
     }
-    let statement = Columns::insert(1, "");
-    Columns::of(rows, None).bind(sqlx::query(&statement)).execute(conn).await?;
+    let columns = Columns::of(rows);
+    let statement = columns.insert(1);
+    columns.bind(sqlx::query(&statement)).execute(conn).await?;
     Ok(())
 }
 
 /// Outbox rows as the column arrays of one `INSERT`, for a statement that writes its events
 /// alongside its own change (a CTE) and so saves a round trip in a batch that runs thousands of
-/// times a second. Each row may carry an owner id, for the statement to keep only the rows of
-/// what its change really touched.
+/// times a second. Rows built with [`Columns::owned`] carry the id of what they are about, so
+/// that the statement keeps only the rows of what its change really touched.
 pub struct Columns<'a> {
     subjects: Vec<&'a str>,
     ids: Vec<Uuid>,
@@ -78,15 +79,22 @@ pub struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    /// `owners`, when given, has one id per row.
-    pub fn of(rows: &'a [OutboxRow], owners: Option<Vec<Uuid>>) -> Self {
+    pub fn of(rows: &'a [OutboxRow]) -> Self {
+        Self::build(rows.iter(), None)
+    }
+
+    /// Each row with the id of its owner (the draft, the order) as `e.owner`.
+    pub fn owned(rows: &'a [(Uuid, OutboxRow)]) -> Self {
+        Self::build(rows.iter().map(|(_, row)| row), Some(rows.iter().map(|(owner, _)| *owner).collect()))
+    }
+
+    fn build(rows: impl Iterator<Item = &'a OutboxRow> + Clone, owners: Option<Vec<Uuid>>) -> Self {
         Self {
-            subjects: rows.iter().map(|r| r.subject.as_str()).collect(),
-            ids: rows.iter().map(|r| r.message_id).collect(),
-            keys: rows.iter().map(|r| r.partition_key.as_str()).collect(),
-            payloads: rows.iter().map(|r| r.payload.as_str()).collect(),
+            subjects: rows.clone().map(|r| r.subject.as_str()).collect(),
+            ids: rows.clone().map(|r| r.message_id).collect(),
+            keys: rows.clone().map(|r| r.partition_key.as_str()).collect(),
+            payloads: rows.clone().map(|r| r.payload.as_str()).collect(),
             headers: rows
-                .iter()
                 .map(|r| {
                     serde_json::Value::Object(r.headers.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect())
                 })
@@ -95,15 +103,23 @@ impl<'a> Columns<'a> {
         }
     }
 
-    /// The `INSERT` taking the arrays as parameters `$first` onwards (five, or six with owners,
-    /// named `e.owner`); `filter` is a `WHERE` clause over `e`, or empty.
-    pub fn insert(first: usize, filter: &str) -> String {
-        let (with_owner, owner_column) =
-            if filter.is_empty() { (String::new(), "") } else { (format!(", ${}::uuid[]", first + 5), ", owner") };
+    /// The `INSERT` of every row, taking the arrays as parameters `$first` onwards.
+    pub fn insert(&self, first: usize) -> String {
+        self.insert_where(first, "")
+    }
+
+    /// The `INSERT` of the rows `filter` keeps: a `WHERE` clause over `e`, which has the
+    /// columns `subject`, `event_id`, `partition_key`, `payload`, `headers` and, for
+    /// [`Columns::owned`] rows, `owner`.
+    pub fn insert_where(&self, first: usize, filter: &str) -> String {
+        let (owner_array, owner_column) = match self.owners {
+            Some(_) => (format!(", ${}::uuid[]", first + 5), ", owner"),
+            None => (String::new(), ""),
+        };
         format!(
             "INSERT INTO outbox (subject, event_id, partition_key, payload, headers)
              SELECT e.subject, e.event_id, e.partition_key, e.payload, e.headers
-             FROM UNNEST(${}::text[], ${}::uuid[], ${}::text[], ${}::text[], ${}::jsonb[]{with_owner})
+             FROM UNNEST(${}::text[], ${}::uuid[], ${}::text[], ${}::text[], ${}::jsonb[]{owner_array})
                AS e(subject, event_id, partition_key, payload, headers{owner_column})
              {filter}
              ON CONFLICT (event_id) DO NOTHING",

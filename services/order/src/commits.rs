@@ -70,8 +70,8 @@ impl CreateBatches {
         // at the price of a code left unused by a retry (codes may have gaps; a round trip in
         // every batch costs more than the rare retry).
         let mut tx = db::begin_batch(&self.pool).await?;
-        let tenants: Vec<Uuid> = leaders.iter().map(|&i| jobs[i].new.tenant_id).collect();
-        let codes = OrderCodes::take(&mut tx, &tenants).await?;
+        let code_tenants: Vec<Uuid> = leaders.iter().map(|&i| jobs[i].new.tenant_id).collect();
+        let codes = OrderCodes::take(&mut tx, &code_tenants).await?;
         let creations: Vec<Creation<'_>> = leaders
             .iter()
             .zip(codes)

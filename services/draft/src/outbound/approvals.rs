@@ -90,7 +90,8 @@ pub async fn finish_many(
     let ids: Vec<Uuid> = sorted.iter().map(|f| f.id).collect();
     let order_ids: Vec<Uuid> = sorted.iter().map(|f| f.order_id).collect();
     let codes: Vec<&str> = sorted.iter().map(|f| f.order_code).collect();
-    let events: Vec<OutboxRow> = sorted.iter().map(|f| f.event.clone()).collect();
+    let events: Vec<(Uuid, OutboxRow)> = sorted.iter().map(|f| (f.id, f.event.clone())).collect();
+    let events = Columns::owned(&events);
     // The rows are locked first, in id order as `lock_many` takes them, so a concurrent batch
     // cannot deadlock with this one (an UPDATE alone locks in whatever order its plan meets rows).
     let statement = format!(
@@ -105,9 +106,9 @@ pub async fn finish_many(
          ),
          events AS ({})
          SELECT id, version, updated_at FROM finished",
-        Columns::insert(5, "WHERE e.owner IN (SELECT id FROM finished)")
+        events.insert_where(5, "WHERE e.owner IN (SELECT id FROM finished)")
     );
     let query = sqlx::query(&statement).bind(&ids).bind(&order_ids).bind(&codes).bind(owner);
-    let rows = Columns::of(&events, Some(ids.clone())).bind(query).fetch_all(conn).await?;
+    let rows = events.bind(query).fetch_all(conn).await?;
     rows.iter().map(|row| Ok((row.try_get("id")?, (row.try_get("version")?, row.try_get("updated_at")?)))).collect()
 }
