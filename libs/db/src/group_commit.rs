@@ -104,7 +104,7 @@ impl<P: BatchProcessor> GroupCommit<P> {
                             (batch, Running::start(&running, &ended))
                         };
                         let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.job, r.reply)).unzip();
-                        let (size, started) = (jobs.len(), std::time::Instant::now());
+                        let (size, started) = (jobs.len(), tokio::time::Instant::now());
                         let outputs = processor.process(jobs).await;
                         drop(running_batch);
                         let took = started.elapsed();
@@ -198,6 +198,49 @@ mod tests {
         for handle in handles {
             handle.await.expect("workers stop when the queue is dropped");
         }
+    }
+
+    /// Takes as long as its job says, in milliseconds.
+    struct Sleeper;
+
+    impl BatchProcessor for Sleeper {
+        type Job = u64;
+        type Output = ();
+        async fn process(&self, jobs: Vec<u64>) -> Vec<()> {
+            tokio::time::sleep(std::time::Duration::from_millis(jobs.iter().sum())).await;
+            jobs.iter().map(|_| ()).collect()
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_batch_is_logged_with_its_stage_and_a_quick_one_is_not() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (queue, workers) = GroupCommit::new(Arc::new(Sleeper), 1, 1);
+        for worker in workers {
+            tokio::spawn(worker);
+        }
+        queue.submit(5).await.expect("quick");
+        assert!(captured.0.lock().expect("lock").is_empty(), "a 5 ms batch is not worth a line");
+        queue.submit(250).await.expect("slow");
+        let logged = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+        assert!(logged.contains("slow group-commit batch"), "{logged}");
+        assert!(logged.contains("Sleeper") && logged.contains("took_ms=250"), "{logged}");
     }
 
     /// Records batch sizes and how many batches ran at once.

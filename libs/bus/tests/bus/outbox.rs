@@ -125,3 +125,40 @@ async fn pruning_removes_only_what_is_past_retention() {
     assert_eq!((outbox, inbox), (2, 1));
     assert_eq!(unpublished(&h).await, 1, "the unpublished row is never pruned");
 }
+
+#[tokio::test]
+async fn the_outbox_is_vacuumed_after_a_fixed_number_of_changed_rows() {
+    // Every marked row leaves a dead entry the relay's poll walks until a vacuum; a threshold
+    // proportional to the table (the default) would let a day of retained rows pile them up.
+    let h = Harness::new().await;
+    let options: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(reloptions) FROM pg_class WHERE oid = 'outbox'::regclass ORDER BY 1")
+            .fetch_all(&h.pool)
+            .await
+            .expect("reloptions");
+    assert_eq!(
+        options,
+        ["autovacuum_vacuum_cost_delay=0", "autovacuum_vacuum_scale_factor=0", "autovacuum_vacuum_threshold=10000"]
+    );
+}
+
+#[tokio::test]
+async fn after_a_partial_batch_the_relay_lingers_before_it_polls_again() {
+    let h = Harness::new().await;
+    let mut config = bus::BusConfig::for_tests(&testkit::nats_url(), h.ns().clone());
+    config.relay_linger = Duration::from_secs(3);
+    let bus = bus::Bus::connect(config, "bus-tests-linger").await.expect("connect");
+    let token = CancellationToken::new();
+    tokio::spawn(bus::outbox::Relay::new(h.pool.clone(), bus, Default::default()).run(token.clone()));
+    let tenant = Uuid::new_v4();
+
+    h.commit_events(vec![tick(tenant, "agg", 1)]).await;
+    testkit::eventually("the first event published", WAIT, || async { unpublished(&h).await == 0 }).await;
+    // One row was a partial batch: the relay now waits before its next poll.
+    h.commit_events(vec![tick(tenant, "agg", 2)]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(unpublished(&h).await, 1, "the second waits out the linger");
+    testkit::eventually("then it is published", WAIT, || async { unpublished(&h).await == 0 }).await;
+    assert_eq!(h.stream_messages("order").await, 2);
+    token.cancel();
+}

@@ -63,6 +63,14 @@ async fn an_order_whose_stock_a_draft_already_holds_reserves_nothing_more() {
     app.wait_order_events_handled().await;
     assert_eq!(levels(&app, &tenant, "A").await, (5, 0));
     assert_status(app.caller(&tenant, Role::Viewer).get_reservation("draft:d2:v1").await, Code::NotFound, &[]);
+    // Nothing to do, so no transaction: acked without an inbox row, counted as ignored. So is a
+    // status change that moves no stock.
+    let paid = order_status_changed("o2", "draft:d2:v1", "pending_payment", "confirmed");
+    app.publish_order_event(&tenant, "o2", paid).await;
+    app.wait_order_events_handled().await;
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM inventory.inbox").await, 0);
+    assert_eq!(app.metric("bus_consumer_messages", &[("outcome", "ignored")]).await, 2.0);
+    assert_eq!(app.dead_letters().await, 0);
 }
 
 #[tokio::test]
