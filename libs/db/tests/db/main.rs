@@ -89,7 +89,10 @@ async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
         .expect("create");
     sqlx::query("ANALYZE items").execute(&pool).await.expect("analyze the empty table");
     let lookup = "SELECT count(*) FROM items WHERE id = ANY($1)";
-    let scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'items'";
+    // Rows read in sequence, not scans: when concurrent tests' catalog changes reset this
+    // backend's caches, the lookup is planned again as a bitmap scan, which Postgres also counts
+    // in `seq_scan` (reading two rows).
+    let scans = "SELECT seq_tup_read, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'items'";
 
     // Plan the lookup on every connection of the pool while the table is empty.
     let mut first = Vec::new();
@@ -113,8 +116,9 @@ async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
     let mut tx = db::begin_batch(&pool).await.expect("begin");
     let found: i64 = sqlx::query_scalar(lookup).bind(vec![1, 2]).fetch_one(&mut *tx).await.expect("lookup");
     assert_eq!(found, 2);
-    let (seq_scans, index_scans): (i64, i64) = sqlx::query_as(scans).fetch_one(&mut *tx).await.expect("stats");
-    assert_eq!((seq_scans, index_scans > 0), (0, true), "the lookup read the table through its key");
+    let (rows_scanned, index_scans): (i64, i64) = sqlx::query_as(scans).fetch_one(&mut *tx).await.expect("stats");
+    assert!(index_scans > 0, "the lookup used the key");
+    assert!(rows_scanned < 1000, "the lookup did not read the table ({rows_scanned} rows read in sequence)");
     tx.commit().await.expect("commit");
 
     // Outside a batch the pool's own mode is back.
