@@ -1,14 +1,14 @@
 //! Writing new orders, one or a whole batch at a time: one statement inserts the orders
-//! (idempotent per source id) with their lines, history and audit rows, and one more enqueues
-//! their `order.created` events. The order returned is built from what was written, not read back.
+//! (idempotent per source id) with their lines, history and audit rows and their
+//! `order.created` events. The order returned is built from what was written, not read back.
 
 use std::collections::{BTreeMap, HashMap};
 
-use bus::outbox::OutboxRow;
+use bus::outbox::{Columns, OutboxRow};
 use bus::{Envelope, Namespace};
 use events::order::OrderCreated;
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -45,49 +45,35 @@ pub async fn insert(
         (a.tenant_id, source_str(a.source), &a.source_id).cmp(&(b.tenant_id, source_str(b.source), &b.source_id))
     });
     let ids: Vec<Uuid> = creations.iter().map(|_| Uuid::now_v7()).collect();
-    let rows = Rows::of(creations, &ids, &order);
-    let inserted: Vec<(Uuid, OffsetDateTime, OffsetDateTime)> = sqlx::query_as(INSERT)
-        .bind(&rows.ids)
-        .bind(&rows.tenants)
-        .bind(&rows.codes)
-        .bind(&rows.statuses)
-        .bind(&rows.payment_statuses)
-        .bind(&rows.sources)
-        .bind(&rows.source_ids)
-        .bind(&rows.reservations)
-        .bind(&rows.currencies)
-        .bind(&rows.subtotals)
-        .bind(&rows.discounts)
-        .bind(&rows.taxes)
-        .bind(&rows.shippings)
-        .bind(&rows.totals)
-        .bind(&rows.customers)
-        .bind(&rows.addresses)
-        .bind(&rows.notes)
-        .bind(&rows.attention)
-        .bind(&rows.platform_update_times)
-        .bind(&rows.search_texts)
-        .bind(&rows.actor_users)
-        .bind(&rows.actor_services)
-        .bind(&rows.change_sources)
-        .bind(&rows.audit_changes)
-        .bind(&rows.item_orders)
-        .bind(&rows.item_positions)
-        .bind(&rows.item_skus)
-        .bind(&rows.item_names)
-        .bind(&rows.item_units)
-        .bind(&rows.item_quantities)
-        .bind(&rows.item_totals)
-        .fetch_all(&mut *conn)
-        .await?;
-    let inserted: HashMap<Uuid, (OffsetDateTime, OffsetDateTime)> =
-        inserted.into_iter().map(|(id, created, updated)| (id, (created, updated))).collect();
-
-    let mut outbox = Vec::with_capacity(inserted.len());
-    let mut results = Vec::with_capacity(creations.len());
+    // Each order and its event are built before the insert: the statement writes the event of
+    // every order it inserted, and no other.
+    let now = OffsetDateTime::now_utc();
+    let mut orders = Vec::with_capacity(creations.len());
+    let mut events = Vec::with_capacity(creations.len());
     for (creation, id) in creations.iter().zip(&ids) {
+        let order = record(creation, *id, now);
+        events.push((*id, order_created(namespace, creation, &order)?));
+        orders.push(order);
+    }
+    let rows = Rows::of(creations, &ids, &order);
+    let events = Columns::owned(&events);
+    let statement = format!(
+        "{INSERT}, new_events AS ({})\nSELECT id, created_at, updated_at FROM new_orders",
+        events.insert_where(32, "WHERE e.owner IN (SELECT id FROM new_orders)")
+    );
+    let query = rows.bind(sqlx::query(&statement));
+    let inserted: HashMap<Uuid, (OffsetDateTime, OffsetDateTime)> = events
+        .bind(query)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("id")?, (row.try_get("created_at")?, row.try_get("updated_at")?))))
+        .collect::<Result<_, sqlx::Error>>()?;
+
+    let mut results = Vec::with_capacity(creations.len());
+    for (creation, mut order) in creations.iter().zip(orders) {
         let new = creation.new;
-        let Some(&(created_at, updated_at)) = inserted.get(id) else {
+        let Some(&(created_at, updated_at)) = inserted.get(&order.id) else {
             // The source id has an order: committed before, or inserted just now by another
             // transaction (whose commit the insert waited for) or earlier in this batch.
             let existing = orders::by_source(conn, new.tenant_id, new.source, &new.source_id, false)
@@ -96,55 +82,67 @@ pub async fn insert(
             results.push((existing, false));
             continue;
         };
-        let order = OrderRecord {
-            id: *id,
-            tenant_id: new.tenant_id,
-            code: creation.code.clone(),
-            status: new.status,
-            payment_status: new.payment_status,
-            source: new.source,
-            source_id: new.source_id.clone(),
-            reservation_reference: new.reservation_reference.clone(),
-            lines: new.lines.clone(),
-            totals: new.totals.clone(),
-            paid_minor: 0,
-            refunded_minor: 0,
-            customer: new.customer.clone(),
-            shipping_address: new.shipping_address.clone(),
-            notes: new.notes.clone(),
-            tags: Vec::new(),
-            attention: new.attention.clone(),
-            platform_update_time: new.platform_update_time,
-            version: 1,
-            created_at,
-            updated_at,
-        };
-        let event = OrderCreated {
-            order_id: id.to_string(),
-            order_code: order.code.clone(),
-            source: new.source,
-            source_id: new.source_id.clone(),
-            status: new.status.as_str().to_string(),
-            reservation_reference: new.reservation_reference.clone(),
-            reservation_held: new.reservation_held,
-            items: order.event_lines(),
-            currency: order.totals.total.currency.code().to_string(),
-            total_minor: order.totals.total.amount_minor,
-        };
-        let mut envelope = Envelope::new(new.tenant_id, format!("order:{id}"), event, None);
-        if let Some(trace) = creation.trace {
-            envelope.trace = trace.clone();
-        }
-        outbox.push(OutboxRow::for_event(namespace, envelope).map_err(DbError::from)?);
+        order.created_at = created_at;
+        order.updated_at = updated_at;
         results.push((order, true));
     }
-    bus::outbox::enqueue_many(conn, &outbox).await.map_err(DbError::from)?;
     Ok(results)
 }
 
-/// The orders, their lines and their history and audit rows in one statement. A child row is
-/// written only when its order was (the `ON CONFLICT` skipped the others); foreign keys are
-/// checked at the end of the statement, when the orders are in.
+/// The order as `creation` writes it (`at` stands in for the times the insert sets).
+fn record(creation: &Creation<'_>, id: Uuid, at: OffsetDateTime) -> OrderRecord {
+    let new = creation.new;
+    OrderRecord {
+        id,
+        tenant_id: new.tenant_id,
+        code: creation.code.clone(),
+        status: new.status,
+        payment_status: new.payment_status,
+        source: new.source,
+        source_id: new.source_id.clone(),
+        reservation_reference: new.reservation_reference.clone(),
+        lines: new.lines.clone(),
+        totals: new.totals.clone(),
+        paid_minor: 0,
+        refunded_minor: 0,
+        customer: new.customer.clone(),
+        shipping_address: new.shipping_address.clone(),
+        notes: new.notes.clone(),
+        tags: Vec::new(),
+        attention: new.attention.clone(),
+        platform_update_time: new.platform_update_time,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// The `order.created` event of a new order.
+fn order_created(namespace: &Namespace, creation: &Creation<'_>, order: &OrderRecord) -> Result<OutboxRow, DbError> {
+    let new = creation.new;
+    let event = OrderCreated {
+        order_id: order.id.to_string(),
+        order_code: order.code.clone(),
+        source: new.source,
+        source_id: new.source_id.clone(),
+        status: new.status.as_str().to_string(),
+        reservation_reference: new.reservation_reference.clone(),
+        reservation_held: new.reservation_held,
+        items: order.event_lines(),
+        currency: order.totals.total.currency.code().to_string(),
+        total_minor: order.totals.total.amount_minor,
+    };
+    let mut envelope = Envelope::new(new.tenant_id, format!("order:{}", order.id), event, None);
+    if let Some(trace) = creation.trace {
+        envelope.trace = trace.clone();
+    }
+    OutboxRow::for_event(namespace, envelope).map_err(DbError::from)
+}
+
+/// The orders, their lines and their history and audit rows: the CTEs of one statement, which
+/// [`insert`] completes with the events. A child row is written only when its order was (the
+/// `ON CONFLICT` skipped the others); foreign keys are checked at the end of the statement, when
+/// the orders are in.
 const INSERT: &str = "
 WITH new_orders AS (
     INSERT INTO orders (id, tenant_id, code, status, payment_status, source, source_id, reservation_reference,
@@ -178,8 +176,7 @@ WITH new_orders AS (
     SELECT a.order_id, 'created', a.changes, a.actor_user, a.actor_service
     FROM UNNEST($1::uuid[], $24::jsonb[], $21::text[], $22::text[]) AS a(order_id, changes, actor_user, actor_service)
     WHERE a.order_id IN (SELECT id FROM new_orders)
-)
-SELECT id, created_at, updated_at FROM new_orders";
+)";
 
 /// The statement's arrays: one entry per order (per line for `item_*`), in key order.
 #[derive(Default)]
@@ -259,5 +256,47 @@ impl<'a> Rows<'a> {
             }
         }
         rows
+    }
+
+    /// Binds the arrays as `$1` to `$31`, as [`INSERT`] numbers them.
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.ids)
+            .bind(self.tenants)
+            .bind(self.codes)
+            .bind(self.statuses)
+            .bind(self.payment_statuses)
+            .bind(self.sources)
+            .bind(self.source_ids)
+            .bind(self.reservations)
+            .bind(self.currencies)
+            .bind(self.subtotals)
+            .bind(self.discounts)
+            .bind(self.taxes)
+            .bind(self.shippings)
+            .bind(self.totals)
+            .bind(self.customers)
+            .bind(self.addresses)
+            .bind(self.notes)
+            .bind(self.attention)
+            .bind(self.platform_update_times)
+            .bind(self.search_texts)
+            .bind(self.actor_users)
+            .bind(self.actor_services)
+            .bind(self.change_sources)
+            .bind(self.audit_changes)
+            .bind(self.item_orders)
+            .bind(self.item_positions)
+            .bind(self.item_skus)
+            .bind(self.item_names)
+            .bind(self.item_units)
+            .bind(self.item_quantities)
+            .bind(self.item_totals)
     }
 }
