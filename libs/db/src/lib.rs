@@ -12,4 +12,4 @@ mod pool;
 pub use bootstrap::{SERVICES, ServiceDb};
 pub use errors::{DbError, DbErrorKind, classify};
 pub use group_commit::{BatchProcessor, GroupCommit, ShuttingDown};
-pub use pool::{DbConfig, begin_batch, connect, migrate};
+pub use pool::{DbConfig, TRUSTED_IDLE, begin_batch, connect, migrate};

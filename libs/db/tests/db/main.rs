@@ -125,3 +125,28 @@ async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
     let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show");
     assert_eq!(mode, "force_custom_plan");
 }
+
+#[tokio::test]
+async fn a_connection_that_broke_while_idle_is_replaced_before_it_is_used() {
+    let db = testkit::TestDb::create().await.expect("db");
+    let proxy = testkit::TcpProxy::to_postgres().await;
+    let config = db::DbConfig {
+        url: settings::Secret::new(proxy.rewrite_url(&db.service_url("draft").expect("url"))),
+        schema: "draft".to_string(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let pool = db::connect(&config).expect("pool");
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.expect("first use");
+    assert_eq!(one, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await; // back in the pool
+
+    // Postgres "restarts": the pooled connection is dead, new ones are accepted.
+    proxy.cut();
+    proxy.restore();
+    tokio::time::sleep(db::TRUSTED_IDLE + Duration::from_millis(200)).await;
+
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.expect("tested, replaced, used");
+    assert_eq!(one, 1);
+    assert_eq!(pool.size(), 1, "the dead connection was closed, not kept beside the new one");
+}
