@@ -95,14 +95,13 @@ impl TestDb {
     pub fn service_url(&self, service: &str) -> anyhow::Result<String> {
         let service = db::ServiceDb::lookup(service).ok_or_else(|| anyhow::anyhow!("unknown service {service}"))?;
         let admin: PgConnectOptions = admin_url().parse()?;
-        Ok(format!(
-            "postgres://{}:{}@{}:{}/{}",
-            service.role,
-            service.dev_password(),
-            admin.get_host(),
-            admin.get_port(),
-            self.name
-        ))
+        let (role, password, port, name) = (service.role, service.dev_password(), admin.get_port(), &self.name);
+        let host = admin.get_host();
+        Ok(match admin.get_socket() {
+            // A Unix socket directory: the same server, reached without the TCP stack.
+            Some(socket) => format!("postgres://{role}:{password}@{host}:{port}/{name}?host={}", socket.display()),
+            None => format!("postgres://{role}:{password}@{host}:{port}/{name}"),
+        })
     }
 
     /// A superuser pool on this database, for assertions across schemas.
