@@ -83,6 +83,31 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
         a.note("the prepared drafts ran out before the window ended; the rate is over the time they lasted");
     }
 
+    // (a') The same approvals offered at a fixed rate: latency at that rate, each measured from
+    // when its request was due (a stall counts for every request it held up).
+    let rate = options.rate.unwrap_or(1000.0);
+    let paced_count = (rate * seconds * 1.05).ceil() as usize;
+    let (paced_ids, _) = create_drafts(&drafts, &agent, paced_count, |n| {
+        let n = n + spread_count;
+        let lines = 1 + n % 3;
+        (0..lines).map(|line| (format!("SKU-{:05}", (n * 7 + line * 331) % SKUS), 1 + (n + line) as i64 % 2)).collect()
+    })
+    .await?;
+    stack.analyze().await?;
+    let cpu = CpuReading::now();
+    let paced = approve_paced(&drafts, &agent, rate, window, paced_ids).await;
+    let cpu_paced = CpuReading::now().since(&cpu);
+    let mut a_paced = Table::new(format!(
+        "approve (a'): ApproveDraft across {} SKUs offered at {}/s (open loop), {:.0} s",
+        thousands(SKUS as u64),
+        thousands(rate as u64),
+        window.measure.as_secs_f64()
+    ));
+    let send_lag = paced.max_send_lag;
+    rows(&mut a_paced, paced, rate, Some(50.0));
+    a_paced.note(format!("CPU during the run: {}", cpu_paced));
+    a_paced.note(format!("the sender fell behind its schedule by at most {}", crate::figures::ms(send_lag)));
+
     // (b) Hot: every draft holds the hot SKU and one other.
     let hot_count = (700.0 * seconds).ceil() as usize;
     let (hot_ids, _) = create_drafts(&drafts, &agent, hot_count, |n| {
@@ -118,7 +143,7 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
     if hot_exhausted {
         b.note("the prepared drafts ran out before the window ended; the rate is over the time they lasted");
     }
-    Ok(vec![a, b])
+    Ok(vec![a, a_paced, b])
 }
 
 fn rows(table: &mut Table, mut run: Run, target: f64, p99_target_ms: Option<f64>) {
@@ -163,6 +188,28 @@ async fn create_drafts(
     let ids = ids.into_iter().collect::<Result<Vec<_>, _>>()?;
     let rate = count as f64 / started.elapsed().as_secs_f64();
     Ok((ids, rate))
+}
+
+/// Approves the drafts in order, one due every `1 / rate` seconds whatever the earlier ones do.
+async fn approve_paced(
+    channels: &[Channel],
+    agent: &Bearer,
+    rate: f64,
+    window: drive::Window,
+    ids: Vec<String>,
+) -> Run {
+    let ids = Arc::new(ids);
+    let (channels, agent) = (channels.to_vec(), agent.clone());
+    drive::open_loop(rate, window, 4096, move |n, _due| {
+        let id = ids.get(n as usize).cloned();
+        let mut client = DraftServiceClient::new(channels[n as usize % channels.len()].clone());
+        let agent = agent.clone();
+        async move {
+            let Some(id) = id else { return Outcome::Error("ran out of prepared drafts".into()) };
+            Outcome::of_grpc(client.approve_draft(agent.request(pb::ApproveDraftRequest { id })).await)
+        }
+    })
+    .await
 }
 
 /// Approves the drafts in order with `concurrency` callers until the window ends or they run out.

@@ -39,7 +39,8 @@ scenarios:
              catalog search on 10,000 SKUs
   orders     CreateOrder and UpdateOrderStatus (C callers, default 32); ListOrders and
              OrderSummary on a tenant with 100,000 orders
-  approve    ApproveDraft across many SKUs (C, default 32) and with 64 approvers on one hot SKU
+  approve    ApproveDraft across many SKUs: C callers (default 32), then offered at --rate (default
+             1,000/s, open loop); then 64 approvers on drafts sharing one hot SKU
   pipeline   webhook -> draft end to end at --rate (default 1,000/s), then at 2,000/s offered
   all        every scenario in turn, 4 s windows unless --seconds is given
 
