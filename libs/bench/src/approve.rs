@@ -49,11 +49,7 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
 
     // (a) Spread: each draft has one to three of the 1,000 SKUs.
     let spread_count = 300 + (1200.0 * seconds).ceil() as usize;
-    let (spread_ids, create_rate) = create_drafts(&drafts, &agent, spread_count, |n| {
-        let lines = 1 + n % 3;
-        (0..lines).map(|line| (format!("SKU-{:05}", (n * 7 + line * 331) % SKUS), 1 + (n + line) as i64 % 2)).collect()
-    })
-    .await?;
+    let (spread_ids, create_rate) = create_drafts(&drafts, &agent, spread_count, spread_items).await?;
     // Approve a few hundred first, then statistics, so the runs see a database in service.
     let (prewarm_ids, spread_ids) = {
         let mut ids = spread_ids;
@@ -87,12 +83,7 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
     // when its request was due (a stall counts for every request it held up).
     let rate = options.rate.unwrap_or(1000.0);
     let paced_count = (rate * seconds * 1.05).ceil() as usize;
-    let (paced_ids, _) = create_drafts(&drafts, &agent, paced_count, |n| {
-        let n = n + spread_count;
-        let lines = 1 + n % 3;
-        (0..lines).map(|line| (format!("SKU-{:05}", (n * 7 + line * 331) % SKUS), 1 + (n + line) as i64 % 2)).collect()
-    })
-    .await?;
+    let (paced_ids, _) = create_drafts(&drafts, &agent, paced_count, |n| spread_items(spread_count + n)).await?;
     stack.analyze().await?;
     let cpu = CpuReading::now();
     let paced = approve_paced(&drafts, &agent, rate, window, paced_ids).await;
@@ -144,6 +135,12 @@ async fn measure(options: &Options, stack: &Stack) -> anyhow::Result<Vec<Table>>
         b.note("the prepared drafts ran out before the window ended; the rate is over the time they lasted");
     }
     Ok(vec![a, a_paced, b])
+}
+
+/// Draft `n` of the spread runs: one to three of the 1,000 SKUs.
+fn spread_items(n: usize) -> Vec<(String, i64)> {
+    let lines = 1 + n % 3;
+    (0..lines).map(|line| (format!("SKU-{:05}", (n * 7 + line * 331) % SKUS), 1 + (n + line) as i64 % 2)).collect()
 }
 
 fn rows(table: &mut Table, mut run: Run, target: f64, p99_target_ms: Option<f64>) {
