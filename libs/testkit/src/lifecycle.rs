@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{TestDb, eventually, http_client, namespace, nats_url};
+use crate::{TestDb, http_client, namespace, nats_url};
 
 /// Everything one in-process service needs in a test: its own database and bus namespace.
 pub struct TestEnv {
@@ -69,7 +69,23 @@ pub struct SpawnedService {
 impl SpawnedService {
     /// Starts `binary` (e.g. `env!("CARGO_BIN_EXE_ingest")`) with this environment's database and
     /// namespace on free ports, plus `extra` variables (fail points, secrets), and waits for it.
+    ///
+    /// A free port is found by binding port 0 and letting go of it, so a test running alongside
+    /// can take it before the binary binds it: a binary that exits before it answers is started
+    /// again on other ports (twice at most).
     pub async fn start(binary: &str, service: &str, env: &TestEnv, extra: &[(&str, String)]) -> Self {
+        let mut exits = Vec::new();
+        for _ in 0..3 {
+            let mut spawned = Self::spawn(binary, service, env, extra);
+            match spawned.answers_health().await {
+                Ok(()) => return spawned,
+                Err(status) => exits.push(status),
+            }
+        }
+        panic!("{service} exited before answering /healthz, three times: {exits:?}");
+    }
+
+    fn spawn(binary: &str, service: &str, env: &TestEnv, extra: &[(&str, String)]) -> Self {
         let http_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let grpc_addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut command = std::process::Command::new(binary);
@@ -86,15 +102,25 @@ impl SpawnedService {
             command.env(key, value);
         }
         let child = command.spawn().expect("spawn service binary");
-        let spawned = Self { child, http_addr, grpc_addr };
+        Self { child, http_addr, grpc_addr }
+    }
+
+    /// Waits (30 s at most) until `/healthz` answers 200; `Err` with the exit status if the
+    /// process ended first.
+    async fn answers_health(&mut self) -> Result<(), std::process::ExitStatus> {
         let http = http_client();
-        let url = format!("http://{http_addr}/healthz");
-        eventually("the service binary answers /healthz", Duration::from_secs(30), || {
-            let request = http.get(&url).send();
-            async move { request.await.is_ok_and(|r| r.status() == 200) }
-        })
-        .await;
-        spawned
+        let url = format!("http://{}/healthz", self.http_addr);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if http.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(status);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out after 30s waiting for {url}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.
