@@ -48,12 +48,12 @@ pub async fn insert(
     // Each order and its event are built before the insert: the statement writes the event of
     // every order it inserted, and no other.
     let now = OffsetDateTime::now_utc();
-    let mut orders = Vec::with_capacity(creations.len());
+    let mut records = Vec::with_capacity(creations.len());
     let mut events = Vec::with_capacity(creations.len());
     for (creation, id) in creations.iter().zip(&ids) {
         let order = record(creation, *id, now);
         events.push((*id, order_created(namespace, creation, &order)?));
-        orders.push(order);
+        records.push(order);
     }
     let rows = Rows::of(creations, &ids, &order);
     let events = Columns::owned(&events);
@@ -71,7 +71,7 @@ pub async fn insert(
         .collect::<Result<_, sqlx::Error>>()?;
 
     let mut results = Vec::with_capacity(creations.len());
-    for (creation, mut order) in creations.iter().zip(orders) {
+    for (creation, mut order) in creations.iter().zip(records) {
         let new = creation.new;
         let Some(&(created_at, updated_at)) = inserted.get(&order.id) else {
             // The source id has an order: committed before, or inserted just now by another
