@@ -93,15 +93,7 @@ impl TestDb {
 
     /// The URL a service connects with: its own role, this database.
     pub fn service_url(&self, service: &str) -> anyhow::Result<String> {
-        let service = db::ServiceDb::lookup(service).ok_or_else(|| anyhow::anyhow!("unknown service {service}"))?;
-        let admin: PgConnectOptions = admin_url().parse()?;
-        let (role, password, port, name) = (service.role, service.dev_password(), admin.get_port(), &self.name);
-        let host = admin.get_host();
-        Ok(match admin.get_socket() {
-            // A Unix socket directory: the same server, reached without the TCP stack.
-            Some(socket) => format!("postgres://{role}:{password}@{host}:{port}/{name}?host={}", socket.display()),
-            None => format!("postgres://{role}:{password}@{host}:{port}/{name}"),
-        })
+        service_url_on(&admin_url().parse()?, service, &self.name)
     }
 
     /// A superuser pool on this database, for assertions across schemas.
@@ -132,4 +124,34 @@ where
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().build().expect("http client")
+}
+
+/// The URL `service` connects to `database` with, on the server `admin` names.
+fn service_url_on(admin: &PgConnectOptions, service: &str, database: &str) -> anyhow::Result<String> {
+    let service = db::ServiceDb::lookup(service).ok_or_else(|| anyhow::anyhow!("unknown service {service}"))?;
+    let (role, password, host, port) = (service.role, service.dev_password(), admin.get_host(), admin.get_port());
+    Ok(match admin.get_socket() {
+        // A Unix socket directory: the same server, reached without the TCP stack.
+        Some(socket) => format!("postgres://{role}:{password}@{host}:{port}/{database}?host={}", socket.display()),
+        None => format!("postgres://{role}:{password}@{host}:{port}/{database}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_url_keeps_the_admin_urls_server_and_socket() {
+        let tcp: PgConnectOptions = "postgres://postgres:pw@10.0.0.5:6543/postgres".parse().expect("url");
+        let url = service_url_on(&tcp, "draft", "oftest_x").expect("url");
+        assert_eq!(url, "postgres://orderflow_draft:orderflow_draft_dev@10.0.0.5:6543/oftest_x");
+
+        let socket: PgConnectOptions =
+            "postgres://postgres:pw@localhost:5432/postgres?host=/run/pg".parse().expect("url");
+        let url = service_url_on(&socket, "draft", "oftest_x").expect("url");
+        let parsed: PgConnectOptions = url.parse().expect("the service URL parses");
+        assert_eq!(parsed.get_socket().map(|p| p.display().to_string()).as_deref(), Some("/run/pg"));
+        assert_eq!((parsed.get_username(), parsed.get_database()), ("orderflow_draft", Some("oftest_x")));
+    }
 }

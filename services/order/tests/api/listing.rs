@@ -376,3 +376,18 @@ async fn the_summary_of_everything_adds_up_per_currency_and_status() {
     .collect();
     assert_eq!(by_status, expected_by_status);
 }
+
+#[tokio::test]
+async fn the_search_index_merges_its_pending_list_in_small_pieces() {
+    // With GIN's 4 MB default, the insert that finds the pending list full merges all of it
+    // before it commits, and a CreateOrder batch waits for that (migration 3).
+    let app = spawn_app().await;
+    let capped = app
+        .admin_scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'orders' AND c.relname = 'orders_search'
+               AND c.reloptions @> ARRAY['gin_pending_list_limit=256']",
+        )
+        .await;
+    assert_eq!(capped, 1);
+}
