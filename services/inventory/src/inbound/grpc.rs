@@ -376,8 +376,15 @@ impl InventoryService for InventoryApi {
             Some(body.currency.parse().map_err(|e: money::Error| Status::invalid_argument(e.to_string()))?)
         };
         let settings = settings::Settings { default_low_stock_threshold: body.default_low_stock_threshold, currency };
-        let mut conn = self.conn().await?;
-        settings::put(&mut conn, tenant_id, &settings).await.map_err(|e| db_status(&e))?;
+        let mut tx = self.pool.begin().await.map_err(|e| db_status(&DbError::from(e)))?;
+        let before = settings::lock(&mut tx, tenant_id).await.map_err(|e| db_status(&e))?;
+        settings::put(&mut tx, tenant_id, &settings).await.map_err(|e| db_status(&e))?;
+        if before.default_low_stock_threshold != settings.default_low_stock_threshold {
+            // The SKUs that follow the default are measured against the new one now, not at
+            // their next stock movement: a seller who raises it hears about what is already low.
+            stock::recheck_default_threshold(&mut tx, &self.namespace, tenant_id).await.map_err(|e| db_status(&e))?;
+        }
+        tx.commit().await.map_err(|e| db_status(&DbError::from(e)))?;
         Ok(Response::new(pb::InventorySettings {
             default_low_stock_threshold: settings.default_low_stock_threshold,
             currency: settings.currency.map(|c| c.code().to_string()).unwrap_or_default(),

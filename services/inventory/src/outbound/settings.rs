@@ -13,11 +13,17 @@ pub struct Settings {
 }
 
 pub async fn get(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Settings, DbError> {
-    let row: Option<(i64, Option<String>)> =
-        sqlx::query_as("SELECT default_low_stock_threshold, currency FROM settings WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(conn)
-            .await?;
+    read(conn, tenant_id, "SELECT default_low_stock_threshold, currency FROM settings WHERE tenant_id = $1").await
+}
+
+/// The settings as they are, locked until the transaction ends (a change compares against them).
+pub async fn lock(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Settings, DbError> {
+    read(conn, tenant_id, "SELECT default_low_stock_threshold, currency FROM settings WHERE tenant_id = $1 FOR UPDATE")
+        .await
+}
+
+async fn read(conn: &mut PgConnection, tenant_id: Uuid, statement: &'static str) -> Result<Settings, DbError> {
+    let row: Option<(i64, Option<String>)> = sqlx::query_as(statement).bind(tenant_id).fetch_optional(conn).await?;
     Ok(match row {
         Some((threshold, currency)) => {
             Settings { default_low_stock_threshold: threshold, currency: currency.and_then(|c| c.parse().ok()) }

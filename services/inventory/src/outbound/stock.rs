@@ -643,6 +643,30 @@ pub async fn adjust(
     levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
 }
 
+/// Re-checks every stock row that follows the tenant's default threshold, after that default
+/// changed: a row now below it alerts once, a row no longer below it alerts again on its next dip.
+/// Rows with a threshold of their own are left alone. Returns how many rows were checked.
+pub async fn recheck_default_threshold(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    tenant_id: Uuid,
+) -> Result<usize, DbError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT sku, location FROM stock_levels WHERE tenant_id = $1 AND low_stock_threshold IS NULL")
+            .bind(tenant_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    // Locked in the order reservation batches lock them (sorted here, not by the database's
+    // collation), so a concurrent batch waits instead of deadlocking.
+    let mut keys: Vec<(Uuid, StockKey)> =
+        rows.into_iter().map(|(sku, location)| (tenant_id, StockKey { sku, location })).collect();
+    keys.sort();
+    let locked = lock_levels(conn, &keys).await?;
+    let deltas = keys.iter().map(|(tenant, key)| (*tenant, key, 0, 0)).collect();
+    apply_deltas(conn, namespace, &locked, deltas, &[]).await?;
+    Ok(keys.len())
+}
+
 pub async fn set_threshold(
     conn: &mut PgConnection,
     namespace: &Namespace,

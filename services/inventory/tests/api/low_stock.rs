@@ -72,3 +72,42 @@ async fn the_tenants_default_threshold_applies_to_skus_without_their_own() {
     manager.reserve("r3", &[("B", 9)]).await.expect("reserve");
     assert_eq!(low_stock_events(&app).await, [low("B", 1, 3), low("B", 2, 3)]);
 }
+
+#[tokio::test]
+async fn changing_the_default_threshold_rechecks_the_skus_that_follow_it() {
+    let app = spawn_app().await;
+    let tenant = Tenant::new();
+    let admin = app.caller(&tenant, Role::Admin);
+    app.seed(&tenant, &[("A", 4), ("B", 4), ("C", 10)]).await;
+    let manager = app.manager(&tenant);
+    manager.set_threshold("B", 2).await.expect("B has its own threshold");
+
+    // Raised above A's available stock: A alerts at once; B keeps its own threshold; C is above.
+    admin.update_settings("", 5).await.expect("default raised");
+    assert_eq!(low_stock_events(&app).await, [low("A", 4, 5)]);
+    // The same default again, or another movement while still low: no second alert.
+    admin.update_settings("", 5).await.expect("default unchanged");
+    manager.reserve("r1", &[("A", 1)]).await.expect("reserve");
+    assert_eq!(low_stock_events(&app).await, [low("A", 4, 5)]);
+
+    // Lowered below it, the dip is over; raised again, A alerts again.
+    admin.update_settings("", 2).await.expect("default lowered");
+    admin.update_settings("", 6).await.expect("default raised again");
+    assert_eq!(low_stock_events(&app).await, [low("A", 4, 5), low("A", 3, 6)]);
+    assert_eq!(manager.level("A").await.low_stock_threshold, 6);
+    assert_eq!(manager.level("B").await.low_stock_threshold, 2);
+}
+
+#[tokio::test]
+async fn another_tenants_default_threshold_does_not_touch_these_skus() {
+    let app = spawn_app().await;
+    let (ours, theirs) = (Tenant::new(), Tenant::new());
+    app.seed(&ours, &[("A", 4)]).await;
+    app.seed(&theirs, &[("A", 4)]).await;
+    app.caller(&theirs, Role::Admin).update_settings("", 5).await.expect("their default raised");
+    app.wait_outbox_drained().await;
+    let alerts = app.inventory_events::<LowStock>().await;
+    let tenants: Vec<_> = alerts.iter().map(|(envelope, _)| envelope.tenant_id).collect();
+    assert_eq!(tenants, [theirs.id], "only their SKU alerts");
+    assert_eq!(app.manager(&ours).level("A").await.low_stock_threshold, 0);
+}
