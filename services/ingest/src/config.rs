@@ -9,9 +9,14 @@ use settings::{Env, Secret};
 pub struct Config {
     pub common: CommonConfig,
     pub meta_app_secret: Secret,
+    /// During a rotation, the Meta app secret being replaced: webhooks signed with it are still
+    /// accepted (empty: none).
+    pub meta_app_secret_previous: Secret,
     pub meta_verify_token: Secret,
     pub tiktok_app_key: Secret,
     pub tiktok_app_secret: Secret,
+    /// The same for TikTok Shop; API calls always sign with the current secret.
+    pub tiktok_app_secret_previous: Secret,
     /// 32 bytes, base64: seals channel credentials at rest.
     pub credentials_key: Secret,
     /// Earlier credentials keys, comma-separated, still accepted for opening while a rotation
@@ -54,9 +59,11 @@ impl ServiceConfig for Config {
         Ok(Self {
             common: CommonConfig::from_env(env, "ingest")?,
             meta_app_secret: env.secret("META_APP_SECRET", DEV_META_APP_SECRET)?,
+            meta_app_secret_previous: Secret::new(env.raw("META_APP_SECRET_PREVIOUS").unwrap_or_default()),
             meta_verify_token: env.secret("META_VERIFY_TOKEN", DEV_META_VERIFY_TOKEN)?,
             tiktok_app_key: env.secret("TIKTOK_APP_KEY", DEV_TIKTOK_APP_KEY)?,
             tiktok_app_secret: env.secret("TIKTOK_APP_SECRET", DEV_TIKTOK_APP_SECRET)?,
+            tiktok_app_secret_previous: Secret::new(env.raw("TIKTOK_APP_SECRET_PREVIOUS").unwrap_or_default()),
             credentials_key: env.secret("ORDERFLOW_CREDENTIALS_KEY", DEV_CREDENTIALS_KEY)?,
             credentials_key_previous: Secret::new(env.raw("ORDERFLOW_CREDENTIALS_KEY_PREVIOUS").unwrap_or_default()),
             max_body_bytes: env.get("INGEST_MAX_BODY_BYTES", 4 * 1024 * 1024)?,

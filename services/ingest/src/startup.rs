@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::accept::Acceptor;
+use crate::domain::signature::AppSecrets;
 use crate::inbound::channels_grpc::ChannelApi;
 use crate::inbound::webhooks_http::{self, WebhookState};
 use crate::metrics::IngestMetrics;
@@ -70,10 +71,13 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         WebhookState {
             acceptor,
             metrics,
-            meta_app_secret: config.meta_app_secret.expose().to_string(),
+            meta_secrets: AppSecrets::new(config.meta_app_secret.expose(), config.meta_app_secret_previous.expose()),
             meta_verify_token: config.meta_verify_token.expose().to_string(),
             tiktok_app_key: config.tiktok_app_key.expose().to_string(),
-            tiktok_app_secret: config.tiktok_app_secret.expose().to_string(),
+            tiktok_secrets: AppSecrets::new(
+                config.tiktok_app_secret.expose(),
+                config.tiktok_app_secret_previous.expose(),
+            ),
         },
         config.max_body_bytes,
     );

@@ -33,6 +33,46 @@ fn verify(mac: HmacSha256, hex_signature: &str) -> Result<(), SignatureError> {
     mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
 }
 
+/// Which of the app secrets a webhook was signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedWith {
+    Current,
+    /// The secret being rotated out: worth counting, to know when nothing uses it any more.
+    Previous,
+}
+
+/// A platform's app secret and, during a rotation, the one it replaces. Meta and TikTok sign with
+/// the new secret from the moment it is reset, while deliveries already made and their retries
+/// carry the old one; accepting both for the length of the rotation loses neither.
+#[derive(Clone)]
+pub struct AppSecrets {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
+
+impl AppSecrets {
+    /// `previous`: empty when no rotation is under way.
+    pub fn new(current: &str, previous: &str) -> Self {
+        let previous = (!previous.is_empty() && previous != current).then(|| previous.as_bytes().to_vec());
+        Self { current: current.as_bytes().to_vec(), previous }
+    }
+
+    /// The current secret, for what we sign ourselves.
+    pub fn current(&self) -> &[u8] {
+        &self.current
+    }
+
+    /// Runs `check` with the current secret, then, only on a mismatch, with the previous one. A
+    /// missing or malformed signature is refused whatever the secrets.
+    pub fn verify(&self, check: impl Fn(&[u8]) -> Result<(), SignatureError>) -> Result<SignedWith, SignatureError> {
+        match (check(&self.current), &self.previous) {
+            (Ok(()), _) => Ok(SignedWith::Current),
+            (Err(SignatureError::Mismatch), Some(previous)) => check(previous).map(|()| SignedWith::Previous),
+            (Err(err), _) => Err(err),
+        }
+    }
+}
+
 /// Checks Meta's `X-Hub-Signature-256` header.
 pub fn verify_meta(app_secret: &[u8], header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
@@ -87,6 +127,26 @@ mod tests {
         // The same JSON with the escapes decoded is different bytes: it must not verify.
         let reserialised = "{\"object\":\"whatsapp_business_account\",\"text\":\"grüß\"}";
         assert_eq!(verify_meta(b"secret", Some(&header), reserialised.as_bytes()), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn during_a_rotation_either_secret_verifies_and_the_old_one_is_reported() {
+        let body = br#"{"a":1}"#;
+        let rotating = AppSecrets::new("new", "old");
+        let check = |header: String| move |secret: &[u8]| verify_meta(secret, Some(&header), body);
+        assert_eq!(rotating.verify(check(sign_meta(b"new", body))), Ok(SignedWith::Current));
+        assert_eq!(rotating.verify(check(sign_meta(b"old", body))), Ok(SignedWith::Previous));
+        assert_eq!(rotating.verify(check(sign_meta(b"other", body))), Err(SignatureError::Mismatch));
+        assert_eq!(
+            rotating.verify(|secret| verify_meta(secret, None, body)),
+            Err(SignatureError::Missing),
+            "no signature is not a mismatch to try the old secret on"
+        );
+        // Outside a rotation the old secret is refused; a "previous" equal to the current is none.
+        for settled in [AppSecrets::new("new", ""), AppSecrets::new("new", "new")] {
+            assert_eq!(settled.verify(check(sign_meta(b"old", body))), Err(SignatureError::Mismatch));
+            assert_eq!(settled.verify(check(sign_meta(b"new", body))), Ok(SignedWith::Current));
+        }
     }
 
     #[test]

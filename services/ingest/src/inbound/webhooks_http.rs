@@ -15,7 +15,7 @@ use axum::routing::get;
 use events::ingest::Platform;
 
 use crate::accept::{self, Acceptor};
-use crate::domain::signature::{self, SignatureError};
+use crate::domain::signature::{self, AppSecrets, SignatureError, SignedWith};
 use crate::domain::{Normalized, ParseError, instagram, tiktok, whatsapp};
 use crate::metrics::IngestMetrics;
 use crate::outbound::webhooks::{self, Submission};
@@ -24,10 +24,10 @@ use crate::outbound::webhooks::{self, Submission};
 pub struct WebhookState {
     pub acceptor: Acceptor,
     pub metrics: IngestMetrics,
-    pub meta_app_secret: String,
+    pub meta_secrets: AppSecrets,
     pub meta_verify_token: String,
     pub tiktok_app_key: String,
-    pub tiktok_app_secret: String,
+    pub tiktok_secrets: AppSecrets,
 }
 
 pub fn router(state: WebhookState, max_body_bytes: usize) -> Router {
@@ -126,7 +126,7 @@ async fn whatsapp_post(
     let platform = Platform::Whatsapp;
     let result = async {
         let body = body_of(body)?;
-        signature::verify_meta(state.meta_app_secret.as_bytes(), header(&headers, "x-hub-signature-256"), &body)?;
+        verify_meta(&state, platform, &headers, &body)?;
         let (events, skipped) = whatsapp::normalize(&body)?;
         if !skipped.other_fields.is_empty() {
             tracing::info!(fields = ?skipped.other_fields, "archived WhatsApp changes of fields ingest does not publish");
@@ -145,7 +145,7 @@ async fn instagram_post(
     let platform = Platform::Instagram;
     let result = async {
         let body = body_of(body)?;
-        signature::verify_meta(state.meta_app_secret.as_bytes(), header(&headers, "x-hub-signature-256"), &body)?;
+        verify_meta(&state, platform, &headers, &body)?;
         let events = instagram::normalize(&body)?;
         accept(&state, platform, body, events).await
     }
@@ -161,17 +161,29 @@ async fn tiktok_post(
     let platform = Platform::TiktokShop;
     let result = async {
         let body = body_of(body)?;
-        signature::verify_tiktok(
-            &state.tiktok_app_key,
-            state.tiktok_app_secret.as_bytes(),
-            header(&headers, "authorization"),
-            &body,
-        )?;
+        let authorization = header(&headers, "authorization");
+        let signed_with = state
+            .tiktok_secrets
+            .verify(|secret| signature::verify_tiktok(&state.tiktok_app_key, secret, authorization, &body))?;
+        count_signed_with(&state, platform, signed_with);
         let event = tiktok::normalize(&body)?;
         accept(&state, platform, body, vec![event]).await
     }
     .await;
     respond(&state, platform, result)
+}
+
+fn verify_meta(state: &WebhookState, platform: Platform, headers: &HeaderMap, body: &[u8]) -> Result<(), WebhookError> {
+    let signature = header(headers, "x-hub-signature-256");
+    let signed_with = state.meta_secrets.verify(|secret| signature::verify_meta(secret, signature, body))?;
+    count_signed_with(state, platform, signed_with);
+    Ok(())
+}
+
+fn count_signed_with(state: &WebhookState, platform: Platform, signed_with: SignedWith) {
+    if signed_with == SignedWith::Previous {
+        state.metrics.count_previous_secret(platform);
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

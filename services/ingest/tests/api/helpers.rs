@@ -79,6 +79,13 @@ impl TestApp {
             .expect("request")
     }
 
+    /// The service's Prometheus exposition.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.base)).send().await.expect("metrics");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    }
+
     pub async fn channels_client(&self) -> ChannelServiceClient<tonic::transport::Channel> {
         ChannelServiceClient::connect(self.grpc.clone()).await.expect("grpc connect")
     }
@@ -171,4 +178,13 @@ impl TestApp {
 
 pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
     auth::grpc::with_bearer(tonic::Request::new(message), token).expect("token header")
+}
+
+/// The value of the sample `name{labels}` holding every label in `labels`, if there is one.
+pub fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{')?;
+        (metric == name && labels.iter().all(|l| rest.contains(l))).then(|| value.parse().ok())?
+    })
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, fixture, spawn_app};
+use crate::helpers::{TestApp, fixture, sample, spawn_app};
 
 const WA: &str = "106540352242922";
 const WA_JP: &str = "109876543210987";
@@ -798,15 +798,6 @@ async fn a_webhook_for_one_tenants_channel_reaches_that_tenant_only() {
     assert_eq!(payloads[1].1["data"]["channel_id"], WA_JP);
 }
 
-/// The value of the sample `name{labels}` holding every label in `labels`, if there is one.
-fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{')?;
-        (metric == name && labels.iter().all(|l| rest.contains(l))).then(|| value.parse().ok())?
-    })
-}
-
 #[tokio::test]
 async fn metrics_count_accepted_webhooks_and_duplicate_events() {
     let app = spawn_app().await;
@@ -820,9 +811,7 @@ async fn metrics_count_accepted_webhooks_and_duplicate_events() {
         app.http.post(format!("{}/webhooks/whatsapp", app.base)).body(text.clone()).send().await.expect("send");
     assert_eq!(unsigned.status(), 401);
 
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.expect("metrics");
-    assert_eq!(metrics.status(), 200);
-    let metrics = metrics.text().await.expect("text");
+    let metrics = app.metrics().await;
     let webhooks = |outcome: &str| {
         sample(&metrics, "ingest_webhooks_total", &["platform=\"whatsapp\"", &format!("outcome=\"{outcome}\"")])
     };

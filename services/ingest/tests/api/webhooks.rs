@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proto::ingest::v1::Platform;
 
-use crate::helpers::{TestApp, fixture, spawn_app};
+use crate::helpers::{TestApp, fixture, sample, spawn_app, spawn_app_with};
 
 const WA_PHONE_NUMBER_ID: &str = "106540352242922";
 
@@ -71,6 +71,51 @@ async fn unsigned_or_wrongly_signed_webhooks_are_refused_and_nothing_is_stored()
     assert_eq!(tampered.status(), 401);
     assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads").await, 0);
     assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.outbox").await, 0);
+}
+
+#[tokio::test]
+async fn during_a_secret_rotation_webhooks_signed_with_either_secret_are_accepted_and_the_old_one_counted() {
+    use ingest::config::{DEV_META_APP_SECRET, DEV_TIKTOK_APP_KEY, DEV_TIKTOK_APP_SECRET};
+    use ingest::domain::signature::{sign_meta, sign_tiktok};
+    let app = spawn_app_with(|config| {
+        config.meta_app_secret = settings::Secret::new("rotated-meta-secret");
+        config.meta_app_secret_previous = settings::Secret::new(DEV_META_APP_SECRET);
+        config.tiktok_app_secret = settings::Secret::new("rotated-tiktok-secret");
+        config.tiktok_app_secret_previous = settings::Secret::new(DEV_TIKTOK_APP_SECRET);
+    })
+    .await;
+    app.register_channel(Platform::Whatsapp, WA_PHONE_NUMBER_ID).await;
+    let post = |path: &'static str, header: &'static str, signature: String, body: Vec<u8>| {
+        let request = app.http.post(format!("{}/webhooks/{path}", app.base)).header(header, signature).body(body);
+        async move { request.send().await.expect("send").status() }
+    };
+
+    // The retry of a delivery signed before the reset, then new deliveries signed after it.
+    let text = fixture("whatsapp_text.json");
+    assert_eq!(
+        post("whatsapp", "x-hub-signature-256", sign_meta(DEV_META_APP_SECRET.as_bytes(), &text), text).await,
+        200
+    );
+    let statuses = fixture("whatsapp_statuses.json");
+    let signature = sign_meta(b"rotated-meta-secret", &statuses);
+    assert_eq!(post("whatsapp", "x-hub-signature-256", signature, statuses).await, 200);
+    let order = fixture("tiktok_order_status_string_ids.json");
+    let signature = sign_tiktok(DEV_TIKTOK_APP_KEY, DEV_TIKTOK_APP_SECRET.as_bytes(), &order);
+    assert_eq!(post("tiktok", "authorization", signature, order).await, 200);
+    let cancellation = fixture("tiktok_cancellation.json");
+    let signature = sign_tiktok(DEV_TIKTOK_APP_KEY, b"rotated-tiktok-secret", &cancellation);
+    assert_eq!(post("tiktok", "authorization", signature, cancellation).await, 200);
+    // Any other secret is still refused.
+    let other = fixture("whatsapp_image.json");
+    assert_eq!(post("whatsapp", "x-hub-signature-256", sign_meta(b"third", &other), other).await, 401);
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.raw_payloads").await, 4);
+
+    let metrics = app.metrics().await;
+    let previous = |platform: &str| {
+        sample(&metrics, "ingest_webhooks_previous_secret_total", &[&format!("platform=\"{platform}\"")])
+    };
+    assert_eq!(previous("whatsapp"), Some(1.0), "{metrics}");
+    assert_eq!(previous("tiktok_shop"), Some(1.0), "{metrics}");
 }
 
 #[tokio::test]
