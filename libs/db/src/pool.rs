@@ -90,8 +90,11 @@ pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 /// small still probes its keys once the table has grown. Statements run here must find their
 /// rows through an index: the plan no longer sees the batch's values.
 pub async fn begin_batch(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    pool.begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off").await
+    pool.begin_with(BATCH_BEGIN).await
 }
+
+pub(crate) const BATCH_BEGIN: &str =
+    "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 /// Runs the service's own migrations (in its schema, recorded in its schema's `_sqlx_migrations`).
 ///

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bus::outbox::OutboxRow;
 use bus::{Envelope, Namespace};
-use db::{BatchProcessor, GroupCommit};
+use db::{BatchConnections, BatchProcessor, GroupCommit};
 use events::draft::DraftApproved;
 use uuid::Uuid;
 
@@ -110,10 +110,16 @@ impl Approver {
     /// The approver and the workers of its group commits.
     pub fn new(parts: ApproverParts) -> (Self, Vec<Worker>) {
         let owner = format!("draft-{}", Uuid::new_v4().simple());
-        let start_batches =
-            Arc::new(StartBatches { pool: parts.pool.clone(), owner: owner.clone(), lease: parts.lease });
-        let finish_batches =
-            Arc::new(FinishBatches { pool: parts.pool.clone(), owner: owner.clone(), namespace: parts.namespace });
+        let start_batches = Arc::new(StartBatches {
+            connections: BatchConnections::new(parts.pool.clone()),
+            owner: owner.clone(),
+            lease: parts.lease,
+        });
+        let finish_batches = Arc::new(FinishBatches {
+            connections: BatchConnections::new(parts.pool.clone()),
+            owner: owner.clone(),
+            namespace: parts.namespace,
+        });
         let (starts, start_workers) = GroupCommit::new(start_batches, parts.committers, parts.max_batch);
         let (finishes, finish_workers) = GroupCommit::new(finish_batches, parts.committers, parts.max_batch);
         let mut workers: Vec<Worker> = Vec::new();
@@ -305,7 +311,7 @@ enum Started {
 
 /// Step 1 for a batch of callers: lock the drafts, decide per caller, lease the ones that start.
 struct StartBatches {
-    pool: sqlx::PgPool,
+    connections: BatchConnections,
     owner: String,
     lease: Duration,
 }
@@ -327,7 +333,8 @@ impl BatchProcessor for StartBatches {
 
 impl StartBatches {
     async fn start(&self, jobs: &[StartJob]) -> Result<Vec<Result<Started, ApproveError>>, DbError> {
-        let mut tx = db::begin_batch(&self.pool).await?;
+        let mut connection = self.connections.take().await?;
+        let mut tx = connection.begin().await?;
         let ids: Vec<Uuid> = jobs.iter().map(|j| j.draft_id).collect();
         let mut found = approvals::lock_many(&mut tx, &ids).await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
@@ -368,6 +375,7 @@ impl StartBatches {
             .collect();
         let lease_until = approvals::begin_many(&mut tx, &starts, &self.owner, self.lease).await?;
         tx.commit().await?;
+        connection.keep();
         for (index, reference) in references {
             let id = jobs[index].draft_id;
             if let Some(mut draft) = found.remove(&id) {
@@ -392,7 +400,7 @@ struct FinishJob {
 /// Step 4 for a batch: mark approved the drafts whose lease this process still holds, with
 /// their `draft.approved` events in the same transaction. `None`: someone else finished it.
 struct FinishBatches {
-    pool: sqlx::PgPool,
+    connections: BatchConnections,
     owner: String,
     namespace: Namespace,
 }
@@ -430,9 +438,11 @@ impl FinishBatches {
             let event = OutboxRow::for_event(&self.namespace, envelope).map_err(DbError::from)?;
             finishes.push(Finish { id: job.draft_id, order_id: job.order_id, order_code: &job.order_code, event });
         }
-        let mut tx = db::begin_batch(&self.pool).await?;
+        let mut connection = self.connections.take().await?;
+        let mut tx = connection.begin().await?;
         let finished = approvals::finish_many(&mut tx, &finishes, &self.owner).await?;
         tx.commit().await?;
+        connection.keep();
         Ok(finished)
     }
 }

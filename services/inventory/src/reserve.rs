@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use db::{BatchProcessor, GroupCommit};
+use db::{BatchConnections, BatchProcessor, GroupCommit};
 
 use crate::outbound::DbError;
 use crate::outbound::stock::{self, Reservation, ReserveError, ReserveJob};
 
 pub struct ReserveBatches {
-    pub pool: sqlx::PgPool,
+    pub connections: BatchConnections,
     pub namespace: bus::Namespace,
 }
 
@@ -20,9 +20,11 @@ impl BatchProcessor for ReserveBatches {
 
     async fn process(&self, jobs: Vec<ReserveJob>) -> Vec<Self::Output> {
         let result = async {
-            let mut tx = db::begin_batch(&self.pool).await.map_err(DbError::from)?;
+            let mut connection = self.connections.take().await.map_err(DbError::from)?;
+            let mut tx = connection.begin().await.map_err(DbError::from)?;
             let outcomes = stock::reserve_batch(&mut tx, &self.namespace, &jobs).await?;
             tx.commit().await.map_err(DbError::from)?;
+            connection.keep();
             Ok::<_, DbError>(outcomes)
         }
         .await;

@@ -41,7 +41,7 @@ pub struct Created {
 }
 
 pub struct CreateBatches {
-    pub pool: sqlx::PgPool,
+    pub connections: db::BatchConnections,
     pub namespace: bus::Namespace,
     pub codes: Arc<OrderCodes>,
 }
@@ -60,7 +60,7 @@ impl CreateBatches {
         tenants.sort_unstable();
         tenants.dedup();
         for tenant in tenants {
-            self.codes.ensure(&self.pool, tenant).await?;
+            self.codes.ensure(self.connections.pool(), tenant).await?;
         }
         let mut first: HashMap<Key<'_>, usize> = HashMap::with_capacity(jobs.len());
         let leader: Vec<usize> = jobs.iter().enumerate().map(|(i, job)| *first.entry(key(job)).or_insert(i)).collect();
@@ -69,7 +69,8 @@ impl CreateBatches {
         // No look-up first: the insert skips a source id that has an order and returns that order,
         // at the price of a code left unused by a retry (codes may have gaps; a round trip in
         // every batch costs more than the rare retry).
-        let mut tx = db::begin_batch(&self.pool).await?;
+        let mut connection = self.connections.take().await?;
+        let mut tx = connection.begin().await?;
         let code_tenants: Vec<Uuid> = leaders.iter().map(|&i| jobs[i].new.tenant_id).collect();
         let codes = OrderCodes::take(&mut tx, &code_tenants).await?;
         let creations: Vec<Creation<'_>> = leaders
@@ -79,6 +80,7 @@ impl CreateBatches {
             .collect();
         let written = creation::insert(&mut tx, &self.namespace, &creations).await?;
         tx.commit().await?;
+        connection.keep();
 
         let mut outcomes: Vec<Option<Created>> = vec![None; jobs.len()];
         for (&i, (order, new)) in leaders.iter().zip(written) {
@@ -126,15 +128,17 @@ impl BatchProcessor for CreateBatches {
 }
 
 pub struct StatusBatches {
-    pub pool: sqlx::PgPool,
+    pub connections: db::BatchConnections,
     pub namespace: bus::Namespace,
 }
 
 impl StatusBatches {
     async fn apply(&self, requests: &[MoveRequest]) -> Result<Vec<Result<OrderRecord, ChangeError>>, DbError> {
-        let mut tx = db::begin_batch(&self.pool).await?;
+        let mut connection = self.connections.take().await?;
+        let mut tx = connection.begin().await?;
         let outcomes = transitions::apply_many(&mut tx, &self.namespace, requests).await?;
         tx.commit().await?;
+        connection.keep();
         Ok(outcomes)
     }
 }
@@ -189,7 +193,11 @@ impl Commits {
         codes: Arc<OrderCodes>,
         config: CommitConfig,
     ) -> Self {
-        let creator = Arc::new(CreateBatches { pool: pool.clone(), namespace: namespace.clone(), codes });
+        let creator = Arc::new(CreateBatches {
+            connections: db::BatchConnections::new(pool.clone()),
+            namespace: namespace.clone(),
+            codes,
+        });
         let (creates, workers) = GroupCommit::new(creator, config.create_committers, config.create_max_batch);
         for worker in workers {
             tasks.spawn("order create committer", async move {
@@ -197,7 +205,7 @@ impl Commits {
                 Ok(())
             });
         }
-        let mover = Arc::new(StatusBatches { pool, namespace });
+        let mover = Arc::new(StatusBatches { connections: db::BatchConnections::new(pool), namespace });
         let (moves, workers) = GroupCommit::new(mover.clone(), config.status_committers, config.status_max_batch);
         for worker in workers {
             tasks.spawn("order status committer", async move {

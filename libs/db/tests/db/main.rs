@@ -150,3 +150,66 @@ async fn a_connection_that_broke_while_idle_is_replaced_before_it_is_used() {
     assert_eq!(one, 1);
     assert_eq!(pool.size(), 1, "the dead connection was closed, not kept beside the new one");
 }
+
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.expect("pid")
+}
+
+#[tokio::test]
+async fn a_batch_keeps_its_connection_after_a_commit_and_gives_it_back_after_a_failure() {
+    let db = testkit::TestDb::create().await.expect("db");
+    let pool = pool_as(&db, "draft").await;
+    let connections = db::BatchConnections::new(pool.clone());
+
+    let mut connection = connections.take().await.expect("take");
+    let mut tx = connection.begin().await.expect("begin");
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *tx).await.expect("show");
+    assert_eq!(mode, "force_generic_plan", "a batch's own settings");
+    let first = backend_pid(&mut tx).await;
+    tx.commit().await.expect("commit");
+    connection.keep();
+    assert_eq!((connections.kept(), pool.size(), pool.num_idle()), (1, 1, 0), "kept outside the pool");
+
+    // The next batch runs on it, without going through the pool.
+    let mut connection = connections.take().await.expect("take");
+    assert_eq!(connections.kept(), 0);
+    let mut tx = connection.begin().await.expect("begin");
+    assert_eq!(backend_pid(&mut tx).await, first);
+    // It fails: the connection goes back to the pool, its transaction rolled back, not kept.
+    sqlx::query("SELECT 1 / 0").execute(&mut *tx).await.expect_err("division by zero");
+    drop(tx);
+    drop(connection);
+    assert_eq!(connections.kept(), 0);
+    testkit::eventually("the connection is back in the pool", Duration::from_secs(5), || async {
+        pool.num_idle() == 1
+    })
+    .await;
+    let mut conn = pool.acquire().await.expect("acquire");
+    assert_eq!(backend_pid(&mut conn).await, first, "the same connection, usable");
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *conn).await.expect("show");
+    assert_eq!(mode, "force_custom_plan", "outside any transaction");
+}
+
+#[tokio::test]
+async fn a_kept_connection_that_died_while_idle_is_not_used_for_the_next_batch() {
+    let db = testkit::TestDb::create().await.expect("db");
+    let pool = pool_as(&db, "draft").await;
+    let connections = db::BatchConnections::new(pool.clone());
+    let mut connection = connections.take().await.expect("take");
+    let mut tx = connection.begin().await.expect("begin");
+    let dead = backend_pid(&mut tx).await;
+    tx.commit().await.expect("commit");
+    connection.keep();
+
+    // Postgres ends that backend (a restart, an administrator) while the connection is kept.
+    let admin = db.admin().await.expect("admin");
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(dead).execute(&admin).await.expect("terminate");
+    tokio::time::sleep(db::TRUSTED_IDLE + Duration::from_millis(200)).await;
+
+    let mut connection = connections.take().await.expect("take");
+    let mut tx = connection.begin().await.expect("a tested connection, not the dead one");
+    assert_ne!(backend_pid(&mut tx).await, dead);
+    tx.commit().await.expect("commit");
+    connection.keep();
+    testkit::eventually("the dead connection is closed", Duration::from_secs(5), || async { pool.size() == 1 }).await;
+}

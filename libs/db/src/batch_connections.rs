@@ -1,0 +1,74 @@
+//! The connections a group commit's batches run on, kept between batches.
+//!
+//! sqlx tests a connection with a round trip each time it goes back to the pool. A stage that
+//! commits hundreds of batches a second paid that round trip once per batch, on both sides of the
+//! socket. Here a batch that committed keeps its connection for the next batch; one that failed,
+//! or a connection left unused for [`TRUSTED_IDLE`], goes back to the pool, which tests it (and
+//! closes it if Postgres went away). At most one connection per concurrent batch is kept, so
+//! a stage holds no more connections than it has workers.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::pool::{BATCH_BEGIN, TRUSTED_IDLE};
+
+/// One stage's kept connections; share it between the stage's workers.
+pub struct BatchConnections {
+    pool: PgPool,
+    kept: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+}
+
+/// The connection of one batch. Dropped without [`BatchConnection::keep`], it goes back to the
+/// pool (a transaction left open is rolled back there).
+pub struct BatchConnection<'a> {
+    conn: PoolConnection<Postgres>,
+    home: &'a BatchConnections,
+}
+
+impl BatchConnections {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, kept: Mutex::new(Vec::new()) }
+    }
+
+    /// The pool the connections come from, for work outside the batch's transaction.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A kept connection used within the last [`TRUSTED_IDLE`], else one from the pool.
+    pub async fn take(&self) -> Result<BatchConnection<'_>, sqlx::Error> {
+        loop {
+            let kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+            match kept {
+                Some((conn, since)) if since.elapsed() < TRUSTED_IDLE => {
+                    return Ok(BatchConnection { conn, home: self });
+                }
+                // Idle too long to trust: back to the pool, which tests it on the way in.
+                Some((stale, _)) => drop(stale),
+                None => return Ok(BatchConnection { conn: self.pool.acquire().await?, home: self }),
+            }
+        }
+    }
+
+    /// How many connections are kept now (tests and metrics).
+    pub fn kept(&self) -> usize {
+        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+}
+
+impl BatchConnection<'_> {
+    /// Starts the batch's transaction (see [`crate::begin_batch`] for its settings).
+    pub async fn begin(&mut self) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
+        sqlx::Connection::begin_with(&mut *self.conn, BATCH_BEGIN).await
+    }
+
+    /// The batch committed: the connection is kept for the next one. Call it only then: a
+    /// connection whose batch failed may be broken or mid-transaction.
+    pub fn keep(self) {
+        let BatchConnection { conn, home } = self;
+        home.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((conn, Instant::now()));
+    }
+}
