@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use crate::pool::{BATCH_BEGIN, TRUSTED_IDLE};
+use crate::pool::TRUSTED_IDLE;
 
 /// One stage's kept connections; share it between the stage's workers.
 pub struct BatchConnections {
@@ -29,6 +29,7 @@ pub struct BatchConnection<'a> {
 }
 
 impl BatchConnections {
+    /// `pool`: the service's batch pool ([`crate::connect_batches`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool, kept: Mutex::new(Vec::new()) }
     }
@@ -60,9 +61,15 @@ impl BatchConnections {
 }
 
 impl BatchConnection<'_> {
-    /// Starts the batch's transaction (see [`crate::begin_batch`] for its settings).
+    /// Starts the batch's transaction.
     pub async fn begin(&mut self) -> Result<Transaction<'_, Postgres>, sqlx::Error> {
-        sqlx::Connection::begin_with(&mut *self.conn, BATCH_BEGIN).await
+        sqlx::Connection::begin(&mut *self.conn).await
+    }
+
+    /// The connection outside any transaction, for a batch that is a single statement: it
+    /// commits on its own, and BEGIN and COMMIT would be two more round trips.
+    pub fn alone(&mut self) -> &mut PgConnection {
+        &mut self.conn
     }
 
     /// The batch committed: the connection is kept for the next one. Call it only then: a

@@ -14,4 +14,4 @@ pub use batch_connections::{BatchConnection, BatchConnections};
 pub use bootstrap::{SERVICES, ServiceDb};
 pub use errors::{DbError, DbErrorKind, classify};
 pub use group_commit::{BatchProcessor, GroupCommit, ShuttingDown};
-pub use pool::{DbConfig, TRUSTED_IDLE, begin_batch, connect, migrate};
+pub use pool::{DbConfig, TRUSTED_IDLE, connect, connect_batches, migrate};

@@ -13,6 +13,9 @@ pub struct DbConfig {
     pub url: Secret,
     pub schema: String,
     pub max_connections: u32,
+    /// The pool of group-commit batches ([`connect_batches`]); each stage keeps at most one
+    /// connection per batch running.
+    pub batch_max_connections: u32,
     pub acquire_timeout: Duration,
 }
 
@@ -29,6 +32,7 @@ impl DbConfig {
             url: env.secret("DATABASE_URL", &default_url)?,
             schema: service.schema.to_string(),
             max_connections: env.get("ORDERFLOW_DB_MAX_CONNECTIONS", 16)?,
+            batch_max_connections: env.get("ORDERFLOW_DB_BATCH_MAX_CONNECTIONS", 8)?,
             acquire_timeout: env.millis("ORDERFLOW_DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(5))?,
         })
     }
@@ -43,7 +47,7 @@ impl DbConfig {
 /// it has grown (the outbox poll did, as did the draft lookup by tenant and id, which walked a
 /// tenant's every draft through an index that merely contains `id`), and one for `= ANY($1)` or
 /// `UNNEST($1)` assumes ten keys whatever the batch holds. Group-commit batches plan once
-/// instead ([`begin_batch`]).
+/// instead ([`connect_batches`]).
 ///
 /// The pool connects lazily so a service can start (and report not-ready) while Postgres is down.
 ///
@@ -54,15 +58,36 @@ impl DbConfig {
 /// fails its statement once and is then closed, since sqlx tests every connection as it comes
 /// back.
 pub fn connect(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
+    pool(config, config.max_connections, &[("plan_cache_mode", "force_custom_plan")])
+}
+
+/// The pool of a service's group-commit batches ([`crate::BatchConnections`]): its connections
+/// plan each statement once, with sequential scans off.
+///
+/// A batch runs the same few statements thousands of times a second, each a lookup or write by
+/// key; planning them at every execution (the other pool's way) cost a fifth of Postgres's time
+/// on the approval path, foreign-key checks included, which Postgres plans like any statement.
+/// Their generic plans are made with sequential scans off, so a plan made while a table was
+/// small still probes its keys once the table has grown. Statements run on this pool must find
+/// their rows through an index: the plan no longer sees the batch's values. The settings are
+/// the connections' own (given at connect), so a batch's transaction is a plain `BEGIN`, and a
+/// batch of one statement needs none.
+pub fn connect_batches(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
+    pool(config, config.batch_max_connections, &[("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")])
+}
+
+fn pool(config: &DbConfig, max_connections: u32, settings: &[(&str, &str)]) -> Result<PgPool, sqlx::Error> {
+    let mut options = vec![("search_path", config.schema.as_str())];
+    options.extend_from_slice(settings);
     let options: PgConnectOptions = config
         .url
         .expose()
         .parse::<PgConnectOptions>()?
-        .options([("search_path", config.schema.as_str()), ("plan_cache_mode", "force_custom_plan")])
+        .options(options)
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     Ok(PgPoolOptions::new()
-        .max_connections(config.max_connections)
+        .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(config.acquire_timeout)
         .test_before_acquire(false)
@@ -80,21 +105,6 @@ pub fn connect(config: &DbConfig) -> Result<PgPool, sqlx::Error> {
 /// How long an idle connection is trusted without a test; the hot paths reuse theirs within
 /// milliseconds.
 pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
-
-/// Starts a group-commit batch's transaction, whose statements are planned once per connection.
-///
-/// A batch runs the same few statements thousands of times a second, each a lookup or write by
-/// key; planning them at every execution (the pool's default) cost a fifth of Postgres's time
-/// on the approval path, foreign-key checks included, which Postgres plans like any statement.
-/// Their generic plans are made with sequential scans off, so a plan made while a table was
-/// small still probes its keys once the table has grown. Statements run here must find their
-/// rows through an index: the plan no longer sees the batch's values.
-pub async fn begin_batch(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    pool.begin_with(BATCH_BEGIN).await
-}
-
-pub(crate) const BATCH_BEGIN: &str =
-    "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 /// Runs the service's own migrations (in its schema, recorded in its schema's `_sqlx_migrations`).
 ///

@@ -13,6 +13,8 @@ use crate::{CommonConfig, GrpcServer, Readiness, ServiceIdentity, Tasks};
 pub struct Wiring {
     pub identity: ServiceIdentity,
     pub pool: sqlx::PgPool,
+    /// Connections for group-commit batches (`db::BatchConnections`), planned once per statement.
+    pub batch_pool: sqlx::PgPool,
     pub bus: bus::Bus,
     pub metrics: telemetry::Metrics,
     pub jwt: auth::JwtKeys,
@@ -34,6 +36,7 @@ impl Wiring {
         let http = TcpListener::bind(config.http_addr).await?;
         let grpc = TcpListener::bind(config.grpc_addr).await?;
         let pool = db::connect(&config.db)?;
+        let batch_pool = db::connect_batches(&config.db)?;
         db::migrate(&pool, &bus::MIGRATOR).await.map_err(|e| anyhow::anyhow!("migrate bus tables: {e}"))?;
         db::migrate(&pool, migrator).await.map_err(|e| anyhow::anyhow!("migrate {} schema: {e}", identity.name))?;
         let bus = bus::Bus::connect(config.bus.clone(), identity.name).await?;
@@ -56,6 +59,7 @@ impl Wiring {
         Ok(Self {
             identity,
             pool,
+            batch_pool,
             bus,
             metrics,
             jwt: auth::JwtKeys::new(config.jwt_secret.expose().as_bytes()),

@@ -75,6 +75,8 @@ impl From<db::ShuttingDown> for ApproveError {
 /// What the approver needs from the outside.
 pub struct ApproverParts {
     pub pool: sqlx::PgPool,
+    /// The group commits' connections (`db::connect_batches`).
+    pub batch_pool: sqlx::PgPool,
     pub namespace: Namespace,
     pub inventory: InventoryClient,
     pub orders: OrderClient,
@@ -111,12 +113,12 @@ impl Approver {
     pub fn new(parts: ApproverParts) -> (Self, Vec<Worker>) {
         let owner = format!("draft-{}", Uuid::new_v4().simple());
         let start_batches = Arc::new(StartBatches {
-            connections: BatchConnections::new(parts.pool.clone()),
+            connections: BatchConnections::new(parts.batch_pool.clone()),
             owner: owner.clone(),
             lease: parts.lease,
         });
         let finish_batches = Arc::new(FinishBatches {
-            connections: BatchConnections::new(parts.pool.clone()),
+            connections: BatchConnections::new(parts.batch_pool.clone()),
             owner: owner.clone(),
             namespace: parts.namespace,
         });
@@ -438,10 +440,9 @@ impl FinishBatches {
             let event = OutboxRow::for_event(&self.namespace, envelope).map_err(DbError::from)?;
             finishes.push(Finish { id: job.draft_id, order_id: job.order_id, order_code: &job.order_code, event });
         }
+        // One statement (the drafts and their events): it needs no transaction around it.
         let mut connection = self.connections.take().await?;
-        let mut tx = connection.begin().await?;
-        let finished = approvals::finish_many(&mut tx, &finishes, &self.owner).await?;
-        tx.commit().await?;
+        let finished = approvals::finish_many(connection.alone(), &finishes, &self.owner).await?;
         connection.keep();
         Ok(finished)
     }

@@ -43,6 +43,7 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
 
     let (approver, approval_workers) = Approver::new(ApproverParts {
         pool: wiring.pool.clone(),
+        batch_pool: wiring.batch_pool.clone(),
         namespace: namespace.clone(),
         inventory,
         orders,

@@ -19,7 +19,7 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
     let namespace = config.common.bus.namespace.clone();
 
     let processor = Arc::new(ReserveBatches {
-        connections: db::BatchConnections::new(wiring.pool.clone()),
+        connections: db::BatchConnections::new(wiring.batch_pool.clone()),
         namespace: namespace.clone(),
     });
     let (reserver, workers): (Reserver, _) =

@@ -186,15 +186,16 @@ fn shutting_down() -> DbError {
 }
 
 impl Commits {
+    /// `batch_pool`: the service's batch pool (`db::connect_batches`).
     pub fn start(
         tasks: &mut service_runtime::Tasks,
-        pool: sqlx::PgPool,
+        batch_pool: sqlx::PgPool,
         namespace: bus::Namespace,
         codes: Arc<OrderCodes>,
         config: CommitConfig,
     ) -> Self {
         let creator = Arc::new(CreateBatches {
-            connections: db::BatchConnections::new(pool.clone()),
+            connections: db::BatchConnections::new(batch_pool.clone()),
             namespace: namespace.clone(),
             codes,
         });
@@ -205,7 +206,7 @@ impl Commits {
                 Ok(())
             });
         }
-        let mover = Arc::new(StatusBatches { connections: db::BatchConnections::new(pool), namespace });
+        let mover = Arc::new(StatusBatches { connections: db::BatchConnections::new(batch_pool), namespace });
         let (moves, workers) = GroupCommit::new(mover.clone(), config.status_committers, config.status_max_batch);
         for worker in workers {
             tasks.spawn("order status committer", async move {

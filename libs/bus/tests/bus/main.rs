@@ -30,6 +30,7 @@ impl Harness {
             url: settings::Secret::new(db.service_url("ingest").expect("url")),
             schema: "ingest".into(),
             max_connections: 8,
+            batch_max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
         };
         let pool = db::connect(&config).expect("pool");

@@ -4,15 +4,23 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-async fn pool_as(db: &testkit::TestDb, service: &str) -> PgPool {
+fn config_of(db: &testkit::TestDb, service: &str) -> db::DbConfig {
     let service_db = db::ServiceDb::lookup(service).expect("service");
-    let config = db::DbConfig {
+    db::DbConfig {
         url: settings::Secret::new(db.service_url(service).expect("url")),
         schema: service_db.schema.to_string(),
         max_connections: 2,
+        batch_max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
-    };
-    db::connect(&config).expect("pool")
+    }
+}
+
+async fn pool_as(db: &testkit::TestDb, service: &str) -> PgPool {
+    db::connect(&config_of(db, service)).expect("pool")
+}
+
+async fn batch_pool_as(db: &testkit::TestDb, service: &str) -> PgPool {
+    db::connect_batches(&config_of(db, service)).expect("batch pool")
 }
 
 fn sql_state(err: sqlx::Error) -> String {
@@ -83,6 +91,7 @@ async fn pool_connections_plan_each_execution_with_its_values() {
 async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
     let db = testkit::TestDb::create().await.expect("db");
     let pool = pool_as(&db, "draft").await;
+    let batches = batch_pool_as(&db, "draft").await;
     sqlx::query("CREATE TABLE items (id INT PRIMARY KEY, name TEXT) WITH (autovacuum_enabled = false)")
         .execute(&pool)
         .await
@@ -94,10 +103,10 @@ async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
     // in `seq_scan` (reading two rows).
     let scans = "SELECT seq_tup_read, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'items'";
 
-    // Plan the lookup on every connection of the pool while the table is empty.
+    // Plan the lookup on every connection of the batch pool while the table is empty.
     let mut first = Vec::new();
     for _ in 0..2 {
-        let mut tx = db::begin_batch(&pool).await.expect("begin");
+        let mut tx = batches.begin().await.expect("begin");
         let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *tx).await.expect("show");
         assert_eq!(mode, "force_generic_plan");
         let found: i64 = sqlx::query_scalar(lookup).bind(vec![1, 2]).fetch_one(&mut *tx).await.expect("lookup");
@@ -113,7 +122,7 @@ async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
         .expect("grow");
 
     // No ANALYZE since: the cached plan is the one made on the empty table, and it uses the key.
-    let mut tx = db::begin_batch(&pool).await.expect("begin");
+    let mut tx = batches.begin().await.expect("begin");
     let found: i64 = sqlx::query_scalar(lookup).bind(vec![1, 2]).fetch_one(&mut *tx).await.expect("lookup");
     assert_eq!(found, 2);
     let (rows_scanned, index_scans): (i64, i64) = sqlx::query_as(scans).fetch_one(&mut *tx).await.expect("stats");
@@ -121,7 +130,7 @@ async fn a_batch_plans_once_and_still_probes_keys_after_the_table_grew() {
     assert!(rows_scanned < 1000, "the lookup did not read the table ({rows_scanned} rows read in sequence)");
     tx.commit().await.expect("commit");
 
-    // Outside a batch the pool's own mode is back.
+    // The service's other pool plans with the values.
     let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show");
     assert_eq!(mode, "force_custom_plan");
 }
@@ -134,6 +143,7 @@ async fn a_connection_that_broke_while_idle_is_replaced_before_it_is_used() {
         url: settings::Secret::new(proxy.rewrite_url(&db.service_url("draft").expect("url"))),
         schema: "draft".to_string(),
         max_connections: 1,
+        batch_max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
     };
     let pool = db::connect(&config).expect("pool");
@@ -158,7 +168,7 @@ async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
 #[tokio::test]
 async fn a_batch_keeps_its_connection_after_a_commit_and_gives_it_back_after_a_failure() {
     let db = testkit::TestDb::create().await.expect("db");
-    let pool = pool_as(&db, "draft").await;
+    let pool = batch_pool_as(&db, "draft").await;
     let connections = db::BatchConnections::new(pool.clone());
 
     let mut connection = connections.take().await.expect("take");
@@ -186,14 +196,33 @@ async fn a_batch_keeps_its_connection_after_a_commit_and_gives_it_back_after_a_f
     .await;
     let mut conn = pool.acquire().await.expect("acquire");
     assert_eq!(backend_pid(&mut conn).await, first, "the same connection, usable");
-    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *conn).await.expect("show");
-    assert_eq!(mode, "force_custom_plan", "outside any transaction");
+    let admin = db.admin().await.expect("admin");
+    let state: String = sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+        .bind(first)
+        .fetch_one(&admin)
+        .await
+        .expect("state");
+    assert_eq!(state, "idle", "its transaction was rolled back");
+
+    // A single-statement batch runs outside any transaction and keeps its connection too.
+    drop(conn);
+    testkit::eventually("back in the pool", Duration::from_secs(5), || async { pool.num_idle() == 1 }).await;
+    let mut connection = connections.take().await.expect("take");
+    let alone = backend_pid(connection.alone()).await;
+    let state: String = sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+        .bind(alone)
+        .fetch_one(&admin)
+        .await
+        .expect("state");
+    assert_eq!(state, "idle", "the statement committed on its own");
+    connection.keep();
+    assert_eq!((connections.kept(), alone), (1, first));
 }
 
 #[tokio::test]
 async fn a_kept_connection_that_died_while_idle_is_not_used_for_the_next_batch() {
     let db = testkit::TestDb::create().await.expect("db");
-    let pool = pool_as(&db, "draft").await;
+    let pool = batch_pool_as(&db, "draft").await;
     let connections = db::BatchConnections::new(pool.clone());
     let mut connection = connections.take().await.expect("take");
     let mut tx = connection.begin().await.expect("begin");

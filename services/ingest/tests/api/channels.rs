@@ -198,6 +198,7 @@ async fn after_a_key_rotation_stored_credentials_stay_readable_and_move_onto_the
         url: Secret::new(after.env.db.service_url("ingest").expect("url")),
         schema: "ingest".into(),
         max_connections: 1,
+        batch_max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
     })
     .expect("pool");

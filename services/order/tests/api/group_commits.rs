@@ -33,7 +33,7 @@ fn manager() -> Actor {
 }
 
 fn status_batches(app: &TestApp) -> StatusBatches {
-    StatusBatches { connections: db::BatchConnections::new(app.service_pool()), namespace: app.namespace.clone() }
+    StatusBatches { connections: app.batch_connections(), namespace: app.namespace.clone() }
 }
 
 fn move_request(tenant: &Tenant, order: &str, to: Status, reason: &str, expected_version: i64) -> MoveRequest {
@@ -198,7 +198,7 @@ async fn creates_in_one_batch_each_get_their_own_order_and_a_bad_one_fails_alone
     let tenant = Tenant::new();
     let earlier = app.create_order(&tenant, "draft-earlier", &[("SKU-1", 1000, 1)]).await;
     let processor = CreateBatches {
-        connections: db::BatchConnections::new(app.service_pool()),
+        connections: app.batch_connections(),
         namespace: app.namespace.clone(),
         codes: Arc::new(OrderCodes::default()),
     };

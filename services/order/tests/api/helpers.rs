@@ -224,8 +224,9 @@ impl TestApp {
 
     /// A pool as the service has it (its role, its schema), to drive its batch processors
     /// directly.
-    pub fn service_pool(&self) -> PgPool {
-        db::connect(&self.env.common("order").db).expect("service pool")
+    /// The service's group-commit connections, as `Commits::start` gets them.
+    pub fn batch_connections(&self) -> db::BatchConnections {
+        db::BatchConnections::new(db::connect_batches(&self.env.common("order").db).expect("batch pool"))
     }
 
     pub async fn admin_scalar(&self, sql: &str) -> i64 {
