@@ -165,6 +165,15 @@ async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
     sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.expect("pid")
 }
 
+/// `idle`, or `idle in transaction` for a backend that has a transaction open.
+async fn backend_state(admin: &PgPool, pid: i32) -> String {
+    sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+        .bind(pid)
+        .fetch_one(admin)
+        .await
+        .expect("state")
+}
+
 #[tokio::test]
 async fn a_batch_keeps_its_connection_after_a_commit_and_gives_it_back_after_a_failure() {
     let db = testkit::TestDb::create().await.expect("db");
@@ -197,24 +206,14 @@ async fn a_batch_keeps_its_connection_after_a_commit_and_gives_it_back_after_a_f
     let mut conn = pool.acquire().await.expect("acquire");
     assert_eq!(backend_pid(&mut conn).await, first, "the same connection, usable");
     let admin = db.admin().await.expect("admin");
-    let state: String = sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
-        .bind(first)
-        .fetch_one(&admin)
-        .await
-        .expect("state");
-    assert_eq!(state, "idle", "its transaction was rolled back");
+    assert_eq!(backend_state(&admin, first).await, "idle", "its transaction was rolled back");
 
     // A single-statement batch runs outside any transaction and keeps its connection too.
     drop(conn);
     testkit::eventually("back in the pool", Duration::from_secs(5), || async { pool.num_idle() == 1 }).await;
     let mut connection = connections.take().await.expect("take");
     let alone = backend_pid(connection.alone()).await;
-    let state: String = sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
-        .bind(alone)
-        .fetch_one(&admin)
-        .await
-        .expect("state");
-    assert_eq!(state, "idle", "the statement committed on its own");
+    assert_eq!(backend_state(&admin, alone).await, "idle", "the statement committed on its own");
     connection.keep();
     assert_eq!((connections.kept(), alone), (1, first));
 }
