@@ -5,7 +5,8 @@
 //! socket. Here a batch that committed keeps its connection for the next batch; one that failed,
 //! or a connection left unused for [`TRUSTED_IDLE`], goes back to the pool, which tests it (and
 //! closes it if Postgres went away). At most one connection per concurrent batch is kept, so
-//! a stage holds no more connections than it has workers.
+//! a stage holds no more connections than it has workers: the batch pool must have at least as
+//! many connections as the service has batch workers, and nothing else should wait on it.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -34,23 +35,19 @@ impl BatchConnections {
         Self { pool, kept: Mutex::new(Vec::new()) }
     }
 
-    /// The pool the connections come from, for work outside the batch's transaction.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// A kept connection used within the last [`TRUSTED_IDLE`], else one from the pool.
+    /// A kept connection used within the last [`TRUSTED_IDLE`], else one from the pool. Kept
+    /// connections idle for longer go back to the pool (which tests them on the way in), all of
+    /// them, not only the one on top: under steady load the newest is always taken, and the
+    /// others would otherwise stay out of the pool for good.
     pub async fn take(&self) -> Result<BatchConnection<'_>, sqlx::Error> {
-        loop {
-            let kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-            match kept {
-                Some((conn, since)) if since.elapsed() < TRUSTED_IDLE => {
-                    return Ok(BatchConnection { conn, home: self });
-                }
-                // Idle too long to trust: back to the pool, which tests it on the way in.
-                Some((stale, _)) => drop(stale),
-                None => return Ok(BatchConnection { conn: self.pool.acquire().await?, home: self }),
-            }
+        let fresh = {
+            let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            kept.retain(|(_, since)| since.elapsed() < TRUSTED_IDLE);
+            kept.pop()
+        };
+        match fresh {
+            Some((conn, _)) => Ok(BatchConnection { conn, home: self }),
+            None => Ok(BatchConnection { conn: self.pool.acquire().await?, home: self }),
         }
     }
 

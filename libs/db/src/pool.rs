@@ -32,7 +32,7 @@ impl DbConfig {
             url: env.secret("DATABASE_URL", &default_url)?,
             schema: service.schema.to_string(),
             max_connections: env.get("ORDERFLOW_DB_MAX_CONNECTIONS", 16)?,
-            batch_max_connections: env.get("ORDERFLOW_DB_BATCH_MAX_CONNECTIONS", 8)?,
+            batch_max_connections: env.get("ORDERFLOW_DB_BATCH_MAX_CONNECTIONS", 16)?,
             acquire_timeout: env.millis("ORDERFLOW_DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(5))?,
         })
     }

@@ -41,6 +41,9 @@ pub struct Created {
 }
 
 pub struct CreateBatches {
+    /// The service's main pool, for the order-code sequences' one-off DDL: the batch pool's
+    /// connections are the workers' own.
+    pub pool: sqlx::PgPool,
     pub connections: db::BatchConnections,
     pub namespace: bus::Namespace,
     pub codes: Arc<OrderCodes>,
@@ -60,7 +63,7 @@ impl CreateBatches {
         tenants.sort_unstable();
         tenants.dedup();
         for tenant in tenants {
-            self.codes.ensure(self.connections.pool(), tenant).await?;
+            self.codes.ensure(&self.pool, tenant).await?;
         }
         let mut first: HashMap<Key<'_>, usize> = HashMap::with_capacity(jobs.len());
         let leader: Vec<usize> = jobs.iter().enumerate().map(|(i, job)| *first.entry(key(job)).or_insert(i)).collect();
@@ -186,15 +189,17 @@ fn shutting_down() -> DbError {
 }
 
 impl Commits {
-    /// `batch_pool`: the service's batch pool (`db::connect_batches`).
+    /// `pool`: the service's main pool; `batch_pool`: its batch pool (`db::connect_batches`).
     pub fn start(
         tasks: &mut service_runtime::Tasks,
+        pool: sqlx::PgPool,
         batch_pool: sqlx::PgPool,
         namespace: bus::Namespace,
         codes: Arc<OrderCodes>,
         config: CommitConfig,
     ) -> Self {
         let creator = Arc::new(CreateBatches {
+            pool,
             connections: db::BatchConnections::new(batch_pool.clone()),
             namespace: namespace.clone(),
             codes,

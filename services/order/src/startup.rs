@@ -96,8 +96,14 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
         Ok(())
     });
 
-    let commits =
-        Commits::start(&mut wiring.tasks, wiring.batch_pool.clone(), namespace.clone(), codes, config.commits);
+    let commits = Commits::start(
+        &mut wiring.tasks,
+        wiring.pool.clone(),
+        wiring.batch_pool.clone(),
+        namespace.clone(),
+        codes,
+        config.commits,
+    );
     let api = OrderApi { pool: wiring.pool.clone(), namespace, commits };
     let grpc = service_runtime::GrpcServer::new(proto::order::FILE_DESCRIPTOR_SET)?
         .add(OrderServiceServer::with_interceptor(api, wiring.auth()))

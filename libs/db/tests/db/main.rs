@@ -241,3 +241,22 @@ async fn a_kept_connection_that_died_while_idle_is_not_used_for_the_next_batch()
     connection.keep();
     testkit::eventually("the dead connection is closed", Duration::from_secs(5), || async { pool.size() == 1 }).await;
 }
+
+#[tokio::test]
+async fn kept_connections_left_idle_go_back_to_the_pool_even_when_a_fresher_one_is_taken() {
+    let db = testkit::TestDb::create().await.expect("db");
+    let pool = batch_pool_as(&db, "draft").await;
+    let connections = db::BatchConnections::new(pool.clone());
+    // Two batches ran side by side once; then only one at a time.
+    let older = connections.take().await.expect("take");
+    let newer = connections.take().await.expect("take");
+    older.keep();
+    tokio::time::sleep(db::TRUSTED_IDLE + Duration::from_millis(200)).await;
+    newer.keep();
+    assert_eq!(connections.kept(), 2);
+
+    let connection = connections.take().await.expect("take the fresh one");
+    assert_eq!(connections.kept(), 0, "the one idle too long went back to the pool");
+    testkit::eventually("the idle one is in the pool", Duration::from_secs(5), || async { pool.num_idle() == 1 }).await;
+    connection.keep();
+}

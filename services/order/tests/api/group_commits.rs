@@ -198,6 +198,7 @@ async fn creates_in_one_batch_each_get_their_own_order_and_a_bad_one_fails_alone
     let tenant = Tenant::new();
     let earlier = app.create_order(&tenant, "draft-earlier", &[("SKU-1", 1000, 1)]).await;
     let processor = CreateBatches {
+        pool: app.service_pool(),
         connections: app.batch_connections(),
         namespace: app.namespace.clone(),
         codes: Arc::new(OrderCodes::default()),

@@ -224,6 +224,11 @@ impl TestApp {
 
     /// A pool as the service has it (its role, its schema), to drive its batch processors
     /// directly.
+    /// The service's main pool, as its own role.
+    pub fn service_pool(&self) -> PgPool {
+        db::connect(&self.env.common("order").db).expect("service pool")
+    }
+
     /// The service's group-commit connections, as `Commits::start` gets them.
     pub fn batch_connections(&self) -> db::BatchConnections {
         db::BatchConnections::new(db::connect_batches(&self.env.common("order").db).expect("batch pool"))
