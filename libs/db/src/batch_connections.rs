@@ -51,7 +51,7 @@ impl BatchConnections {
         }
     }
 
-    /// How many connections are kept now (tests and metrics).
+    /// How many connections are kept now (for tests).
     pub fn kept(&self) -> usize {
         self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
