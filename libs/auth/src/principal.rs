@@ -120,6 +120,14 @@ impl Principal {
         }
     }
 
+    /// A service's principal for one entry of a batch call, serving `user` (empty: nobody).
+    /// Only a service may name the user per entry; for anyone else it is an error.
+    pub fn for_entry(&self, user: &str) -> Result<Principal, Error> {
+        self.service()?;
+        let user = user.trim();
+        Ok(Principal { on_behalf_of: (!user.is_empty()).then(|| user.to_string()), ..self.clone() })
+    }
+
     /// The actor recorded in history rows: the user, and the service when one acted for them.
     pub fn actor(&self) -> (Option<&str>, Option<&str>) {
         match self.role {
@@ -166,6 +174,14 @@ mod tests {
         assert!(principal(Role::Service).service().is_ok());
         assert!(principal(Role::Admin).operator().is_err());
         assert!(principal(Role::Operator).operator().is_ok());
+    }
+
+    #[test]
+    fn only_a_service_names_the_user_of_a_batch_entry() {
+        assert!(principal(Role::Admin).for_entry("mallory").is_err());
+        let entry = principal(Role::Service).for_entry(" alice ").unwrap();
+        assert_eq!(entry.actor(), (Some("alice"), Some("u")));
+        assert_eq!(principal(Role::Service).for_entry("").unwrap().actor(), (None, Some("u")));
     }
 
     #[test]

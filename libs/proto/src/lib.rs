@@ -6,6 +6,8 @@ macro_rules! service_package {
         pub mod $name {
             /// This service's protos and their imports, for gRPC reflection.
             pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/", $descriptor));
+            // Generated: a oneof holding a whole message (CreateOrdersResult's order) is large.
+            #[allow(clippy::large_enum_variant)]
             pub mod v1 {
                 tonic::include_proto!($package);
             }
@@ -21,6 +23,20 @@ service_package!(order, "orderflow.order.v1", "order_descriptor.bin");
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("orderflow.common.v1");
+
+        /// The most entries a batch call (ReserveMany, CreateOrders) takes; more is INVALID_ARGUMENT.
+        pub const MAX_BATCH_ENTRIES: usize = 256;
+
+        impl EntryFailure {
+            /// An entry's refusal, as the single call would have answered it.
+            pub fn from_status(status: &tonic::Status) -> Self {
+                Self { code: status.code() as i32, message: status.message().to_string() }
+            }
+
+            pub fn to_status(&self) -> tonic::Status {
+                tonic::Status::new(tonic::Code::from_i32(self.code), self.message.clone())
+            }
+        }
     }
 }
 

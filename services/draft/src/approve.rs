@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::domain::draft::{self, Status};
 use crate::outbound::DbError;
 use crate::outbound::approvals::{self, Finish, Start};
+use crate::outbound::batched_calls::{BatchedCalls, OrderCall, ReserveCall};
 use crate::outbound::calls::CallError;
 use crate::outbound::drafts::{self, DraftRecord};
 use crate::outbound::inventory::InventoryClient;
@@ -94,7 +95,8 @@ pub type Worker = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct Approver {
     pool: sqlx::PgPool,
     inventory: InventoryClient,
-    orders: OrderClient,
+    /// Reserve and CreateOrder, shared by the approvals under way.
+    calls: Arc<BatchedCalls>,
     /// This process, as lease owner.
     owner: String,
     /// How long a caller waits for another caller's approval of the same draft.
@@ -124,13 +126,15 @@ impl Approver {
         });
         let (starts, start_workers) = GroupCommit::new(start_batches, parts.committers, parts.max_batch);
         let (finishes, finish_workers) = GroupCommit::new(finish_batches, parts.committers, parts.max_batch);
-        let mut workers: Vec<Worker> = Vec::new();
+        let (calls, call_workers) =
+            BatchedCalls::new(parts.inventory.clone(), parts.orders, parts.committers, parts.max_batch);
+        let mut workers: Vec<Worker> = call_workers;
         workers.extend(start_workers.into_iter().map(|w| Box::pin(w) as Worker));
         workers.extend(finish_workers.into_iter().map(|w| Box::pin(w) as Worker));
         let approver = Self {
             pool: parts.pool,
             inventory: parts.inventory,
-            orders: parts.orders,
+            calls: Arc::new(calls),
             owner,
             wait: parts.wait,
             lease: parts.lease,
@@ -191,7 +195,13 @@ impl Approver {
         let mut step = tokio::time::Instant::now();
         let reference = draft.reservation_reference.clone().unwrap_or_else(|| reservation_reference(&draft));
 
-        match self.inventory.reserve(tenant_id, user, &reference, &draft.items).await {
+        let call = ReserveCall {
+            tenant_id,
+            user: user.map(str::to_string),
+            reference: reference.clone(),
+            items: draft.items.clone(),
+        };
+        match self.calls.reserves.submit(call).await? {
             Ok(()) => {}
             Err(CallError::Refused { message, code, .. }) => {
                 // A shortage (all-or-nothing: nothing is held) or a refusal: back to review.
@@ -208,7 +218,8 @@ impl Approver {
         let reserve_took = step.elapsed();
         step = tokio::time::Instant::now();
 
-        let (order_id, order_code) = match self.orders.create_order(&draft, user, &reference).await {
+        let call = OrderCall { draft: draft.clone(), user: user.map(str::to_string), reference: reference.clone() };
+        let (order_id, order_code) = match self.calls.orders.submit(call).await? {
             Ok(created) => created,
             Err(CallError::Refused { message, .. }) => {
                 // The order will never be created: no stock may stay held for it.

@@ -62,16 +62,40 @@ impl Caller {
             Err(BreakerError::Open { .. }) => {
                 Err(CallError::Unavailable { dependency: self.dependency, message: "circuit breaker open".into() })
             }
-            Err(BreakerError::Inner(status)) => Err(match status.retryability() {
-                Retryability::Transient => {
-                    CallError::Unavailable { dependency: self.dependency, message: status.message().to_string() }
-                }
-                Retryability::Permanent => CallError::Refused {
-                    dependency: self.dependency,
-                    code: status.code(),
-                    message: status.message().to_string(),
-                },
-            }),
+            Err(BreakerError::Inner(status)) => Err(self.failure(&status)),
         }
+    }
+
+    /// A refusal (of a call or of one entry of a batch call), by what the caller can do about it.
+    pub fn failure(&self, status: &tonic::Status) -> CallError {
+        match status.retryability() {
+            Retryability::Transient => {
+                CallError::Unavailable { dependency: self.dependency, message: status.message().to_string() }
+            }
+            Retryability::Permanent => CallError::Refused {
+                dependency: self.dependency,
+                code: status.code(),
+                message: status.message().to_string(),
+            },
+        }
+    }
+
+    /// One result per entry of a batch call's answer, in order. Entries a short answer left out
+    /// are unavailable: whether they were done is unknown, and retrying them is safe (every
+    /// batch call is idempotent per entry).
+    pub fn entry_results<T>(
+        &self,
+        expected: usize,
+        results: impl IntoIterator<Item = Result<T, tonic::Status>>,
+    ) -> Vec<Result<T, CallError>> {
+        let mut out: Vec<Result<T, CallError>> =
+            results.into_iter().take(expected).map(|r| r.map_err(|s| self.failure(&s))).collect();
+        while out.len() < expected {
+            out.push(Err(CallError::Unavailable {
+                dependency: self.dependency,
+                message: "the batch answer has fewer results than entries".into(),
+            }));
+        }
+        out
     }
 }

@@ -64,15 +64,7 @@ impl InventoryClient {
         reference: &str,
         items: &[Item],
     ) -> Result<(), CallError> {
-        let request = pb::ReserveRequest {
-            reference: reference.to_string(),
-            items: items
-                .iter()
-                .filter_map(|i| {
-                    Some(pb::ReserveItem { sku: i.sku.clone()?, quantity: i.quantity, location: String::new() })
-                })
-                .collect(),
-        };
+        let request = reserve_request(reference, items);
         self.caller
             .call("reserve stock", || {
                 let mut client = self.client.clone();
@@ -80,6 +72,40 @@ impl InventoryClient {
                 async move { client.reserve(request).await.map(|_| ()) }
             })
             .await
+    }
+
+    /// Several holds of one tenant in one call (ReserveMany), each all or nothing and answered
+    /// on its own: `(user, reference, items)` per entry, one result per entry in order.
+    pub async fn reserve_many(
+        &self,
+        tenant_id: Uuid,
+        entries: &[(Option<&str>, &str, &[Item])],
+    ) -> Result<Vec<Result<(), CallError>>, CallError> {
+        let request = pb::ReserveManyRequest {
+            entries: entries
+                .iter()
+                .map(|(user, reference, items)| pb::ReserveManyEntry {
+                    reserve: Some(reserve_request(reference, items)),
+                    on_behalf_of: user.unwrap_or_default().to_string(),
+                })
+                .collect(),
+        };
+        let answer = self
+            .caller
+            .call("reserve stock", || {
+                let mut client = self.client.clone();
+                let request = self.caller.request(tenant_id, None, request.clone());
+                async move { client.reserve_many(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Ok(self.caller.entry_results(
+            entries.len(),
+            answer.results.into_iter().map(|result| match result.outcome {
+                Some(pb::reserve_many_result::Outcome::Reservation(_)) => Ok(()),
+                Some(pb::reserve_many_result::Outcome::Failure(failure)) => Err(failure.to_status()),
+                None => Err(tonic::Status::unavailable("an entry without an outcome")),
+            }),
+        ))
     }
 
     /// Releases a hold (idempotent; an unknown reference is fine: nothing was held).
@@ -103,5 +129,17 @@ impl InventoryClient {
             Err(CallError::Refused { code: tonic::Code::NotFound, .. }) => Ok(()),
             other => other,
         }
+    }
+}
+
+fn reserve_request(reference: &str, items: &[Item]) -> pb::ReserveRequest {
+    pb::ReserveRequest {
+        reference: reference.to_string(),
+        items: items
+            .iter()
+            .filter_map(|i| {
+                Some(pb::ReserveItem { sku: i.sku.clone()?, quantity: i.quantity, location: String::new() })
+            })
+            .collect(),
     }
 }

@@ -2,6 +2,7 @@
 //! services over gRPC.
 
 pub mod approvals;
+pub mod batched_calls;
 pub mod calls;
 pub mod drafts;
 pub mod inventory;

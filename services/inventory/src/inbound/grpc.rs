@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use proto::common::v1::{EntryFailure, MAX_BATCH_ENTRIES};
 use proto::inventory::v1 as pb;
 use proto::inventory::v1::inventory_service_server::InventoryService;
 use tonic::{Request, Response, Status};
@@ -316,6 +317,44 @@ impl InventoryService for InventoryApi {
             ReserveJob { tenant_id, reference: reference(&body.reference)?, lines: lines_from(&body.items)?, actor };
         let outcome = self.reserver.submit(job).await.map_err(|_| Status::unavailable("inventory is shutting down"))?;
         outcome.map(|r| Response::new(reservation_to(r))).map_err(|e| reserve_status(&e))
+    }
+
+    async fn reserve_many(
+        &self,
+        request: Request<pb::ReserveManyRequest>,
+    ) -> Result<Response<pb::ReserveManyResponse>, Status> {
+        let principal = auth::grpc::principal(&request)?.clone();
+        let tenant_id = principal.service()?;
+        let entries = request.into_inner().entries;
+        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
+            return Err(Status::invalid_argument(format!("entries must number 1 to {MAX_BATCH_ENTRIES}")));
+        }
+        // Each entry as Reserve would take it; the valid ones share the group commit's queue.
+        let jobs = entries.iter().map(|entry| {
+            let body = entry.reserve.as_ref().ok_or_else(|| Status::invalid_argument("entry without reserve"))?;
+            Ok(ReserveJob {
+                tenant_id,
+                reference: reference(&body.reference)?,
+                lines: lines_from(&body.items)?,
+                actor: actor(&principal.for_entry(&entry.on_behalf_of)?),
+            })
+        });
+        let outcomes = futures::future::join_all(jobs.map(|job: Result<ReserveJob, Status>| async {
+            let outcome =
+                self.reserver.submit(job?).await.map_err(|_| Status::unavailable("inventory is shutting down"))?;
+            outcome.map(reservation_to).map_err(|e| reserve_status(&e))
+        }))
+        .await;
+        let results = outcomes
+            .into_iter()
+            .map(|outcome| pb::ReserveManyResult {
+                outcome: Some(match outcome {
+                    Ok(reservation) => pb::reserve_many_result::Outcome::Reservation(reservation),
+                    Err(status) => pb::reserve_many_result::Outcome::Failure(EntryFailure::from_status(&status)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::ReserveManyResponse { results }))
     }
 
     async fn release(&self, request: Request<pb::ReleaseRequest>) -> Result<Response<pb::Reservation>, Status> {

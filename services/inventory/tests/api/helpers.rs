@@ -277,6 +277,32 @@ impl Caller {
         self.client.clone().reserve(request).await.map(tonic::Response::into_inner)
     }
 
+    /// ReserveMany with `(on_behalf_of, reference, items)` per entry.
+    pub async fn reserve_many(
+        &self,
+        entries: &[(&str, &str, &[(&str, i64)])],
+    ) -> Result<Vec<pb::reserve_many_result::Outcome>, Status> {
+        let entries = entries
+            .iter()
+            .map(|(user, reference, items)| pb::ReserveManyEntry {
+                reserve: Some(pb::ReserveRequest {
+                    reference: reference.to_string(),
+                    items: items.iter().map(|(sku, quantity)| reserve_item(sku, *quantity)).collect(),
+                }),
+                on_behalf_of: user.to_string(),
+            })
+            .collect();
+        self.reserve_many_raw(pb::ReserveManyRequest { entries }).await
+    }
+
+    pub async fn reserve_many_raw(
+        &self,
+        request: pb::ReserveManyRequest,
+    ) -> Result<Vec<pb::reserve_many_result::Outcome>, Status> {
+        let response = self.client.clone().reserve_many(self.request(request)).await?.into_inner();
+        Ok(response.results.into_iter().map(|r| r.outcome.expect("every result has an outcome")).collect())
+    }
+
     pub async fn check_availability(
         &self,
         request: pb::AvailabilityRequest,

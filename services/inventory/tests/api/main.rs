@@ -9,6 +9,7 @@ mod lifecycle;
 mod low_stock;
 mod order_events;
 mod reservations;
+mod reserve_many;
 mod roles;
 mod search;
 mod tenant_isolation;

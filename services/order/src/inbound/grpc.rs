@@ -1,6 +1,7 @@
 //! `orderflow.order.v1.OrderService`.
 
 use events::order::OrderSource;
+use proto::common::v1::{EntryFailure, MAX_BATCH_ENTRIES};
 use proto::order::v1 as pb;
 use proto::order::v1::order_service_server::OrderService;
 use tonic::{Request, Response, Status};
@@ -15,6 +16,57 @@ use crate::outbound::orders::{self, Actor, ChangeSource, Edit, NewOrder, Payment
 use crate::outbound::queries::{self, Cursor, Filter, Sort};
 use crate::outbound::transitions::MoveRequest;
 use crate::outbound::{DbError, settings};
+
+/// A draft's order as CreateOrder carries it, checked: the draft's prices and totals, recomputed.
+fn draft_order(tenant_id: Uuid, body: pb::CreateOrderRequest) -> Result<NewOrder, Status> {
+    let key = body.idempotency_key.trim().to_string();
+    if key.is_empty() || key.len() > 200 {
+        return Err(Status::invalid_argument("idempotency_key (the draft id) is required"));
+    }
+    let currency: money::Currency =
+        body.currency.parse().map_err(|_| Status::invalid_argument("currency must be an ISO 4217 code"))?;
+    let items = body
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            if item.unit_price.is_none() {
+                return Err(Status::invalid_argument(format!("items[{index}].unit_price is required")));
+            }
+            let unit_price = money_from(&format!("items[{index}].unit_price"), item.unit_price.as_ref(), currency)?;
+            if item.sku.trim().is_empty() || item.name.trim().is_empty() {
+                return Err(Status::invalid_argument(format!("items[{index}] needs a sku and a name")));
+            }
+            Ok(LineInput {
+                sku: Some(item.sku.trim().to_string()),
+                name: item.name.trim().to_string(),
+                unit_price,
+                quantity: item.quantity,
+            })
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    let discount = money_from("discount", body.discount.as_ref(), currency)?;
+    let tax = money_from("tax", body.tax.as_ref(), currency)?;
+    let shipping = money_from("shipping", body.shipping.as_ref(), currency)?;
+    let (lines, totals) = totals::compute(currency, &items, discount, tax, shipping)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(NewOrder {
+        tenant_id,
+        source: OrderSource::Draft,
+        source_id: key.clone(),
+        reservation_reference: body.reservation_reference.trim().to_string(),
+        reservation_held: !body.reservation_reference.trim().is_empty(),
+        lines,
+        totals,
+        customer: customer_from(body.customer)?,
+        shipping_address: address_from(body.shipping_address)?,
+        notes: body.notes.trim().to_string(),
+        attention: Vec::new(),
+        status: OrderStatus::PendingPayment,
+        payment_status: PaymentStatus::Pending,
+        platform_update_time: None,
+    })
+}
 
 pub struct OrderApi {
     pub pool: sqlx::PgPool,
@@ -142,60 +194,51 @@ impl OrderService for OrderApi {
         let principal = auth::grpc::principal(&request)?;
         let tenant_id = principal.service()?;
         let actor = actor_of(principal);
-        let body = request.into_inner();
-        let key = body.idempotency_key.trim().to_string();
-        if key.is_empty() || key.len() > 200 {
-            return Err(Status::invalid_argument("idempotency_key (the draft id) is required"));
-        }
-        let currency: money::Currency =
-            body.currency.parse().map_err(|_| Status::invalid_argument("currency must be an ISO 4217 code"))?;
-        let items = body
-            .items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| {
-                if item.unit_price.is_none() {
-                    return Err(Status::invalid_argument(format!("items[{index}].unit_price is required")));
-                }
-                let unit_price = money_from(&format!("items[{index}].unit_price"), item.unit_price.as_ref(), currency)?;
-                if item.sku.trim().is_empty() || item.name.trim().is_empty() {
-                    return Err(Status::invalid_argument(format!("items[{index}] needs a sku and a name")));
-                }
-                Ok(LineInput {
-                    sku: Some(item.sku.trim().to_string()),
-                    name: item.name.trim().to_string(),
-                    unit_price,
-                    quantity: item.quantity,
-                })
-            })
-            .collect::<Result<Vec<_>, Status>>()?;
-        let discount = money_from("discount", body.discount.as_ref(), currency)?;
-        let tax = money_from("tax", body.tax.as_ref(), currency)?;
-        let shipping = money_from("shipping", body.shipping.as_ref(), currency)?;
-        let (lines, totals) = totals::compute(currency, &items, discount, tax, shipping)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let new = NewOrder {
-            tenant_id,
-            source: OrderSource::Draft,
-            source_id: key.clone(),
-            reservation_reference: body.reservation_reference.trim().to_string(),
-            reservation_held: !body.reservation_reference.trim().is_empty(),
-            lines,
-            totals,
-            customer: customer_from(body.customer)?,
-            shipping_address: address_from(body.shipping_address)?,
-            notes: body.notes.trim().to_string(),
-            attention: Vec::new(),
-            status: OrderStatus::PendingPayment,
-            payment_status: PaymentStatus::Pending,
-            platform_update_time: None,
-        };
+        let new = draft_order(tenant_id, request.into_inner())?;
         let trace = telemetry::propagation::current_headers().into_iter().collect();
         let created = self.commits.create(CreateJob { new, actor, trace }).await.map_err(|e| db_status(&e))?;
         if created.new {
             tracing::info!(order_id = %created.order.id, code = %created.order.code, "order created from draft");
         }
         Ok(Response::new(order_to(created.order, Vec::new(), Vec::new())))
+    }
+
+    async fn create_orders(
+        &self,
+        request: Request<pb::CreateOrdersRequest>,
+    ) -> Result<Response<pb::CreateOrdersResponse>, Status> {
+        let principal = auth::grpc::principal(&request)?.clone();
+        let tenant_id = principal.service()?;
+        let entries = request.into_inner().entries;
+        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
+            return Err(Status::invalid_argument(format!("entries must number 1 to {MAX_BATCH_ENTRIES}")));
+        }
+        let trace: std::collections::BTreeMap<String, String> =
+            telemetry::propagation::current_headers().into_iter().collect();
+        // Each entry as CreateOrder would take it; the valid ones share the group commit's queue.
+        let jobs = entries.into_iter().map(|entry| {
+            let actor = actor_of(&principal.for_entry(&entry.on_behalf_of)?);
+            let order = entry.order.ok_or_else(|| Status::invalid_argument("entry without order"))?;
+            Ok(CreateJob { new: draft_order(tenant_id, order)?, actor, trace: trace.clone() })
+        });
+        let outcomes = futures::future::join_all(jobs.map(|job: Result<CreateJob, Status>| async {
+            let created = self.commits.create(job?).await.map_err(|e| db_status(&e))?;
+            if created.new {
+                tracing::info!(order_id = %created.order.id, code = %created.order.code, "order created from draft");
+            }
+            Ok::<_, Status>(order_to(created.order, Vec::new(), Vec::new()))
+        }))
+        .await;
+        let results = outcomes
+            .into_iter()
+            .map(|outcome| pb::CreateOrdersResult {
+                outcome: Some(match outcome {
+                    Ok(order) => pb::create_orders_result::Outcome::Order(order),
+                    Err(status) => pb::create_orders_result::Outcome::Failure(EntryFailure::from_status(&status)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::CreateOrdersResponse { results }))
     }
 
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {

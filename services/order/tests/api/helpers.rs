@@ -360,6 +360,20 @@ impl Caller {
         self.client.clone().create_order(self.request(request)).await.map(|r| r.into_inner())
     }
 
+    /// CreateOrders with `(on_behalf_of, order)` per entry; one outcome per entry.
+    pub async fn create_many(
+        &self,
+        entries: Vec<(&str, pb::CreateOrderRequest)>,
+    ) -> Answer<Vec<pb::create_orders_result::Outcome>> {
+        let entries = entries
+            .into_iter()
+            .map(|(user, order)| pb::CreateOrdersEntry { order: Some(order), on_behalf_of: user.into() })
+            .collect();
+        let request = self.request(pb::CreateOrdersRequest { entries });
+        let response = self.client.clone().create_orders(request).await?.into_inner();
+        Ok(response.results.into_iter().map(|r| r.outcome.expect("every result has an outcome")).collect())
+    }
+
     /// GetOrder by id or code.
     pub async fn get(&self, id: &str) -> Answer<pb::Order> {
         self.client.clone().get_order(self.request(pb::GetOrderRequest { id: id.into() })).await.map(|r| r.into_inner())

@@ -1,6 +1,7 @@
 //! The order service's integration suite: one binary, real Postgres and NATS.
 
 mod bulk_update;
+mod create_many;
 mod creation;
 mod editing;
 mod events_published;
