@@ -145,20 +145,19 @@ pub async fn reserve_batch(
     let mut to_allocate: Vec<usize> = Vec::new();
     // Serialise every request for the same reference across batches and consumers: without it,
     // two batches could both see a new reference as absent and hold the stock twice. Sorted, so
-    // batches taking several references cannot deadlock.
+    // batches taking several references cannot deadlock. The same statement then locks every
+    // stock row the batch may touch (a repeated reference's rows too: a few extra locks, one
+    // round trip fewer); locked rows are read at their latest version, however long the wait.
     let mut references: Vec<(Uuid, &str)> = jobs.iter().map(|j| (j.tenant_id, j.reference.as_str())).collect();
     references.sort();
     references.dedup();
-    let lock_tenants: Vec<Uuid> = references.iter().map(|(t, _)| *t).collect();
-    let lock_references: Vec<&str> = references.iter().map(|(_, r)| *r).collect();
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended(t::text || ':' || r, 0))
-         FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS x(t, r, n) ORDER BY n",
-    )
-    .bind(&lock_tenants)
-    .bind(&lock_references)
-    .execute(&mut *conn)
-    .await?;
+    let mut keys: Vec<(Uuid, StockKey)> =
+        jobs.iter().flat_map(|j| j.lines.iter().map(move |l| (j.tenant_id, l.key.clone()))).collect();
+    keys.sort();
+    keys.dedup();
+    let locked = lock_levels(conn, &references, &keys).await?;
+    // Read after the references' locks are held, by a statement of its own: its snapshot then
+    // holds what the batch that held them before us committed.
     let mut existing = get_reservations(conn, &references, true).await?;
     let mut first_in_batch: HashMap<(Uuid, &str), usize> = HashMap::new();
     for (index, job) in jobs.iter().enumerate() {
@@ -176,15 +175,6 @@ pub async fn reserve_batch(
             _ => to_allocate.push(index),
         }
     }
-
-    // Lock every stock row involved, in key order so concurrent batches cannot deadlock.
-    let mut keys: Vec<(Uuid, StockKey)> = to_allocate
-        .iter()
-        .flat_map(|&i| jobs[i].lines.iter().map(move |l| (jobs[i].tenant_id, l.key.clone())))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let locked = lock_levels(conn, &keys).await?;
 
     let mut by_tenant: HashMap<Uuid, HashMap<StockKey, Level>> = HashMap::new();
     for ((tenant, key), (level, _)) in &locked {
@@ -219,7 +209,6 @@ pub async fn reserve_batch(
                 }
             }
         }
-        insert_reservations(conn, &granted).await?;
         let ledger: Vec<LedgerRow> = granted
             .iter()
             .flat_map(|job| {
@@ -235,8 +224,8 @@ pub async fn reserve_batch(
                 })
             })
             .collect();
-        apply_deltas(conn, namespace, &locked, deltas.iter().map(|(t, k, d)| (*t, k, 0, *d)).collect(), &ledger)
-            .await?;
+        let deltas = deltas.iter().map(|(t, k, d)| (*t, k, 0, *d)).collect();
+        apply_deltas(conn, namespace, &locked, deltas, &ledger, &granted).await?;
     }
     for (index, first) in duplicates {
         outcomes[index] = match &outcomes[first] {
@@ -263,15 +252,28 @@ type Locked = HashMap<(Uuid, StockKey), (Level, Watch)>;
 /// Locks the stock rows and reads their levels and low-stock watch. One primary-key probe per
 /// key, in the keys' order (callers pass them sorted, so concurrent batches cannot deadlock): a
 /// join would let the planner read the whole table to find a handful of rows.
-async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Result<Locked, DbError> {
-    if keys.is_empty() {
+///
+/// `serialise`: reservation references whose transaction-scoped advisory locks are taken first,
+/// in their order, in the same statement (its uncorrelated condition runs once, before any row).
+async fn lock_levels(
+    conn: &mut PgConnection,
+    serialise: &[(Uuid, &str)],
+    keys: &[(Uuid, StockKey)],
+) -> Result<Locked, DbError> {
+    if keys.is_empty() && serialise.is_empty() {
         return Ok(HashMap::new());
     }
     let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
     let skus: Vec<&str> = keys.iter().map(|(_, k)| k.sku.as_str()).collect();
     let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
+    let lock_tenants: Vec<Uuid> = serialise.iter().map(|(t, _)| *t).collect();
+    let lock_references: Vec<&str> = serialise.iter().map(|(_, r)| *r).collect();
     let rows: Vec<(Uuid, String, String, i64, i64, i64, bool)> = sqlx::query_as(
-        "SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved,
+        "WITH serialised AS MATERIALIZED (
+             SELECT pg_advisory_xact_lock(hashtextextended(t::text || ':' || r, 0))
+             FROM UNNEST($4::uuid[], $5::text[]) WITH ORDINALITY AS x(t, r, n) ORDER BY n
+         )
+         SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved,
                 coalesce(s.low_stock_threshold,
                     (SELECT st.default_low_stock_threshold FROM settings st WHERE st.tenant_id = s.tenant_id), 0),
                 s.low_stock_alerted
@@ -280,11 +282,14 @@ async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Resu
              SELECT * FROM stock_levels s
              WHERE s.tenant_id = k.tenant_id AND s.sku = k.sku AND s.location = k.location
              FOR UPDATE
-         ) s",
+         ) s
+         WHERE (SELECT count(*) FROM serialised) >= 0",
     )
     .bind(&tenants)
     .bind(&skus)
     .bind(&locations)
+    .bind(&lock_tenants)
+    .bind(&lock_references)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -298,16 +303,18 @@ async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Resu
 /// Applies (on_hand, reserved) deltas to rows locked by [`lock_levels`] (one delta per row; 0, 0
 /// re-checks a row whose threshold changed), keeps their `low_stock_alerted` in step, writes
 /// the ledger rows that say why, and publishes `inventory.low_stock` for each row that has just
-/// crossed below its threshold. One statement for the lot (this runs in every reservation
-/// batch); returns the ledger rows' ids.
+/// crossed below its threshold. `holds`: reservations granted by this change, written as held
+/// with their items. One statement for the lot (this runs in every reservation batch); returns
+/// the ledger rows' ids.
 async fn apply_deltas(
     conn: &mut PgConnection,
     namespace: &Namespace,
     locked: &Locked,
     deltas: Vec<(Uuid, &StockKey, i64, i64)>,
     ledger: &[LedgerRow],
+    holds: &[&ReserveJob],
 ) -> Result<Vec<i64>, DbError> {
-    if deltas.is_empty() && ledger.is_empty() {
+    if deltas.is_empty() && ledger.is_empty() && holds.is_empty() {
         return Ok(Vec::new());
     }
     // `UPDATE ... FROM` applies one joined row per target row: two deltas for one row would lose one.
@@ -338,8 +345,10 @@ async fn apply_deltas(
     let locations: Vec<&str> = deltas.iter().map(|d| d.1.location.as_str()).collect();
     let on_hand: Vec<i64> = deltas.iter().map(|d| d.2).collect();
     let reserved: Vec<i64> = deltas.iter().map(|d| d.3).collect();
-    let ledger_ids: Vec<i64> = sqlx::query_scalar(
-        "WITH moved AS (
+    let held = HeldRows::of(holds);
+    // The items' foreign key is checked at the statement's end, when the headers are in.
+    let sql = format!(
+        "WITH {}moved AS (
              UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved,
                low_stock_alerted = d.alerted, updated_at = now()
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[])
@@ -350,72 +359,83 @@ async fn apply_deltas(
          SELECT * FROM UNNEST($7::uuid[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[],
              $13::text[], $14::text[], $15::text[])
          RETURNING id",
-    )
-    .bind(&tenants)
-    .bind(&skus)
-    .bind(&locations)
-    .bind(&on_hand)
-    .bind(&reserved)
-    .bind(&alerted)
-    .bind(ledger.iter().map(|r| r.tenant_id).collect::<Vec<Uuid>>())
-    .bind(ledger.iter().map(|r| r.key.sku.as_str()).collect::<Vec<&str>>())
-    .bind(ledger.iter().map(|r| r.key.location.as_str()).collect::<Vec<&str>>())
-    .bind(ledger.iter().map(|r| r.on_hand_delta).collect::<Vec<i64>>())
-    .bind(ledger.iter().map(|r| r.reserved_delta).collect::<Vec<i64>>())
-    .bind(ledger.iter().map(|r| r.reason).collect::<Vec<&str>>())
-    .bind(ledger.iter().map(|r| r.reference.as_deref()).collect::<Vec<Option<&str>>>())
-    .bind(ledger.iter().map(|r| r.note.as_deref()).collect::<Vec<Option<&str>>>())
-    .bind(ledger.iter().map(|r| r.actor.as_deref()).collect::<Vec<Option<&str>>>())
-    .fetch_all(&mut *conn)
-    .await?;
+        if holds.is_empty() { "" } else { HOLD_RESERVATIONS }
+    );
+    let ledger_ids: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(&tenants)
+        .bind(&skus)
+        .bind(&locations)
+        .bind(&on_hand)
+        .bind(&reserved)
+        .bind(&alerted)
+        .bind(ledger.iter().map(|r| r.tenant_id).collect::<Vec<Uuid>>())
+        .bind(ledger.iter().map(|r| r.key.sku.as_str()).collect::<Vec<&str>>())
+        .bind(ledger.iter().map(|r| r.key.location.as_str()).collect::<Vec<&str>>())
+        .bind(ledger.iter().map(|r| r.on_hand_delta).collect::<Vec<i64>>())
+        .bind(ledger.iter().map(|r| r.reserved_delta).collect::<Vec<i64>>())
+        .bind(ledger.iter().map(|r| r.reason).collect::<Vec<&str>>())
+        .bind(ledger.iter().map(|r| r.reference.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(ledger.iter().map(|r| r.note.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(ledger.iter().map(|r| r.actor.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(&held.tenants)
+        .bind(&held.references)
+        .bind(&held.item_tenants)
+        .bind(&held.item_references)
+        .bind(&held.item_skus)
+        .bind(&held.item_locations)
+        .bind(&held.item_quantities)
+        .fetch_all(&mut *conn)
+        .await?;
     for envelope in crossed {
         bus::outbox::enqueue(conn, namespace, envelope).await?;
     }
     Ok(ledger_ids)
 }
 
-async fn insert_reservations(conn: &mut PgConnection, jobs: &[&ReserveJob]) -> Result<(), DbError> {
-    let tenants: Vec<Uuid> = jobs.iter().map(|j| j.tenant_id).collect();
-    let references: Vec<&str> = jobs.iter().map(|j| j.reference.as_str()).collect();
-    let mut item_tenants = Vec::new();
-    let mut item_refs = Vec::new();
-    let mut item_skus = Vec::new();
-    let mut item_locations = Vec::new();
-    let mut item_quantities = Vec::new();
-    for job in jobs {
-        let mut merged: HashMap<&StockKey, i64> = HashMap::new();
-        for line in &job.lines {
-            *merged.entry(&line.key).or_default() += line.quantity;
-        }
-        for (key, quantity) in merged {
-            item_tenants.push(job.tenant_id);
-            item_refs.push(job.reference.as_str());
-            item_skus.push(key.sku.as_str());
-            item_locations.push(key.location.as_str());
-            item_quantities.push(quantity);
-        }
-    }
-    // One statement; the items' foreign key is checked at its end, when the headers are in.
-    sqlx::query(
-        "WITH headers AS (
+/// The CTEs that write granted reservations as held, with their items: [`apply_deltas`]'s binds
+/// $16 to $22 ([`HeldRows`]).
+const HOLD_RESERVATIONS: &str = "headers AS (
              INSERT INTO reservations (tenant_id, reference, status)
-             SELECT t, r, 'held' FROM UNNEST($1::uuid[], $2::text[]) AS x(t, r)
+             SELECT t, r, 'held' FROM UNNEST($16::uuid[], $17::text[]) AS x(t, r)
              ON CONFLICT (tenant_id, reference) DO UPDATE SET status = 'held', reason = NULL, updated_at = now()
-         )
-         INSERT INTO reservation_items (tenant_id, reference, sku, location, quantity)
-         SELECT * FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::bigint[])
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&tenants)
-    .bind(&references)
-    .bind(&item_tenants)
-    .bind(&item_refs)
-    .bind(&item_skus)
-    .bind(&item_locations)
-    .bind(&item_quantities)
-    .execute(conn)
-    .await?;
-    Ok(())
+         ), held_items AS (
+             INSERT INTO reservation_items (tenant_id, reference, sku, location, quantity)
+             SELECT * FROM UNNEST($18::uuid[], $19::text[], $20::text[], $21::text[], $22::bigint[])
+             ON CONFLICT DO NOTHING
+         ), ";
+
+/// Granted reservations as the statement's arrays: the headers, and one item per stock row.
+#[derive(Default)]
+struct HeldRows<'a> {
+    tenants: Vec<Uuid>,
+    references: Vec<&'a str>,
+    item_tenants: Vec<Uuid>,
+    item_references: Vec<&'a str>,
+    item_skus: Vec<&'a str>,
+    item_locations: Vec<&'a str>,
+    item_quantities: Vec<i64>,
+}
+
+impl<'a> HeldRows<'a> {
+    fn of(jobs: &[&'a ReserveJob]) -> Self {
+        let mut rows = HeldRows::default();
+        for job in jobs {
+            rows.tenants.push(job.tenant_id);
+            rows.references.push(job.reference.as_str());
+            let mut merged: HashMap<&StockKey, i64> = HashMap::new();
+            for line in &job.lines {
+                *merged.entry(&line.key).or_default() += line.quantity;
+            }
+            for (key, quantity) in merged {
+                rows.item_tenants.push(job.tenant_id);
+                rows.item_references.push(job.reference.as_str());
+                rows.item_skus.push(key.sku.as_str());
+                rows.item_locations.push(key.location.as_str());
+                rows.item_quantities.push(quantity);
+            }
+        }
+        rows
+    }
 }
 
 pub struct LedgerRow {
@@ -439,6 +459,15 @@ pub async fn change_reservation(
     reason: Option<&str>,
     actor: &str,
 ) -> Result<Reservation, ChangeError> {
+    // The reference's lock first, as a reservation batch takes it: a batch locks stock rows
+    // before the header, this the header before stock rows, and the shared lock keeps the two
+    // orders from deadlocking.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text || ':' || $2, 0))")
+        .bind(tenant_id)
+        .bind(reference)
+        .execute(&mut *conn)
+        .await
+        .map_err(DbError::from)?;
     let mut reservation = get_reservation(conn, tenant_id, reference, true).await?.ok_or(ChangeError::NotFound)?;
     let (rule, ledger_reason): (fn(Status) -> Change, &'static str) = match wanted {
         Status::Released => (reservations::release, "release"),
@@ -462,7 +491,7 @@ pub async fn change_reservation(
     };
     let mut keys: Vec<(Uuid, StockKey)> = reservation.lines.iter().map(|l| (tenant_id, l.key.clone())).collect();
     keys.sort();
-    let locked = lock_levels(conn, &keys).await?;
+    let locked = lock_levels(conn, &[], &keys).await?;
     let deltas: Vec<(Uuid, &StockKey, i64, i64)> = reservation
         .lines
         .iter()
@@ -482,7 +511,7 @@ pub async fn change_reservation(
             actor: Some(actor.to_string()),
         })
         .collect();
-    apply_deltas(conn, namespace, &locked, deltas, &ledger).await?;
+    apply_deltas(conn, namespace, &locked, deltas, &ledger, &[]).await?;
     sqlx::query(
         "UPDATE reservations SET status = $3, reason = $4, updated_at = now() WHERE tenant_id = $1 AND reference = $2",
     )
@@ -590,7 +619,7 @@ pub async fn adjust(
         .await?;
     // The row lock comes before the idempotency check, so concurrent retries of one adjustment
     // queue here and the later ones find the key.
-    let locked = lock_levels(conn, &[(tenant_id, key.clone())]).await?;
+    let locked = lock_levels(conn, &[], &[(tenant_id, key.clone())]).await?;
     let Some((Level { on_hand, reserved }, _)) = locked.get(&(tenant_id, key.clone())).copied() else {
         return Err(AdjustError::UnknownSku);
     };
@@ -630,6 +659,7 @@ pub async fn adjust(
             note: note.map(str::to_string),
             actor: Some(actor.to_string()),
         }],
+        &[],
     )
     .await?;
     if let (Some(idempotency_key), Some(ledger_id)) = (idempotency_key, ledger_id.first()) {
@@ -661,9 +691,9 @@ pub async fn recheck_default_threshold(
     let mut keys: Vec<(Uuid, StockKey)> =
         rows.into_iter().map(|(sku, location)| (tenant_id, StockKey { sku, location })).collect();
     keys.sort();
-    let locked = lock_levels(conn, &keys).await?;
+    let locked = lock_levels(conn, &[], &keys).await?;
     let deltas = keys.iter().map(|(tenant, key)| (*tenant, key, 0, 0)).collect();
-    apply_deltas(conn, namespace, &locked, deltas, &[]).await?;
+    apply_deltas(conn, namespace, &locked, deltas, &[], &[]).await?;
     Ok(keys.len())
 }
 
@@ -694,7 +724,7 @@ pub async fn set_threshold(
     .execute(&mut *conn)
     .await?;
     // No stock moves; the row is re-checked against its new threshold.
-    let locked = lock_levels(conn, &[(tenant_id, key.clone())]).await?;
-    apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, 0, 0)], &[]).await?;
+    let locked = lock_levels(conn, &[], &[(tenant_id, key.clone())]).await?;
+    apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, 0, 0)], &[], &[]).await?;
     levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
 }

@@ -85,6 +85,9 @@ impl Default for Tenant {
     }
 }
 
+/// One ReserveMany entry: (on_behalf_of, reference, items).
+pub type ManyEntry<'a> = (&'a str, &'a str, &'a [(&'a str, i64)]);
+
 /// Calls the API as one principal (or as nobody); every call carries the bearer token.
 #[derive(Clone)]
 pub struct Caller {
@@ -280,7 +283,7 @@ impl Caller {
     /// ReserveMany with `(on_behalf_of, reference, items)` per entry.
     pub async fn reserve_many(
         &self,
-        entries: &[(&str, &str, &[(&str, i64)])],
+        entries: &[ManyEntry<'_>],
     ) -> Result<Vec<pb::reserve_many_result::Outcome>, Status> {
         let entries = entries
             .iter()

@@ -6,7 +6,7 @@ use testkit::Role;
 use tokio::task::JoinSet;
 use tonic::Code;
 
-use crate::helpers::{Tenant, assert_status, pb, spawn_app};
+use crate::helpers::{ManyEntry, Tenant, assert_status, pb, spawn_app};
 
 use pb::reserve_many_result::Outcome;
 
@@ -93,7 +93,7 @@ async fn only_a_service_may_call_it_and_a_call_needs_one_to_256_entries() {
     assert_status(service.reserve_many(&[]).await, Code::InvalidArgument, &["entries"]);
     let items: &[(&str, i64)] = &[("A", 1)];
     let references: Vec<String> = (0..257).map(|i| format!("draft:{i}:v1")).collect();
-    let too_many: Vec<(&str, &str, &[(&str, i64)])> = references.iter().map(|r| ("", r.as_str(), items)).collect();
+    let too_many: Vec<ManyEntry<'_>> = references.iter().map(|r| ("", r.as_str(), items)).collect();
     assert_status(service.reserve_many(&too_many).await, Code::InvalidArgument, &["256"]);
     let without_reserve = pb::ReserveManyRequest { entries: vec![pb::ReserveManyEntry::default()] };
     let outcomes = service.reserve_many_raw(without_reserve).await.expect("answered per entry");
@@ -137,8 +137,7 @@ async fn concurrent_batches_on_one_hot_sku_never_oversell() {
         calls.spawn(async move {
             let references: Vec<String> = (0..10).map(|i| format!("draft:{batch}-{i}:v1")).collect();
             let items: &[(&str, i64)] = &[("HOT", 1)];
-            let entries: Vec<(&str, &str, &[(&str, i64)])> =
-                references.iter().map(|r| ("", r.as_str(), items)).collect();
+            let entries: Vec<ManyEntry<'_>> = references.iter().map(|r| ("", r.as_str(), items)).collect();
             service.reserve_many(&entries).await.expect("the call succeeds")
         });
     }
