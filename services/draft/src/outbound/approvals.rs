@@ -5,26 +5,86 @@
 use std::collections::HashMap;
 
 use bus::outbox::{Columns, OutboxRow};
+use money::{Currency, Money};
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::DbError;
 use super::drafts::{COLUMNS, DraftRecord, from_row, load_items_of};
+use crate::domain::draft::Item;
 
 /// The drafts with these ids, locked (in id order, so batches cannot deadlock), with their items:
-/// two queries for the whole batch.
+/// one statement for the whole batch, the items as arrays in their positions' order.
+///
+/// A locked row is read at its latest version, however long the lock waited, but the items
+/// come from the statement's snapshot, taken before the wait. Every change of items bumps the
+/// draft's version in the same transaction, so the version read beside the items tells whether
+/// they are the locked draft's: the few that are not (an edit committed during the wait) are
+/// read again, by a statement whose snapshot holds the edit.
 pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, DraftRecord>, DbError> {
     let mut ids = ids.to_vec();
     ids.sort();
     ids.dedup();
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE"))
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut drafts: Vec<DraftRecord> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    load_items_of(conn, &mut drafts).await?;
-    Ok(drafts.into_iter().map(|draft| (draft.id, draft)).collect())
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS}, i.texts, i.skus, i.names, i.quantities, i.unit_prices, i.message_prices, i.confidences,
+                i.items_version
+         FROM drafts
+         CROSS JOIN LATERAL (
+             SELECT array_agg(original_text ORDER BY position) AS texts, array_agg(sku ORDER BY position) AS skus,
+                    array_agg(name ORDER BY position) AS names, array_agg(quantity ORDER BY position) AS quantities,
+                    array_agg(unit_price_minor ORDER BY position) AS unit_prices,
+                    array_agg(message_price_minor ORDER BY position) AS message_prices,
+                    array_agg(confidence ORDER BY position) AS confidences,
+                    (SELECT v.version FROM drafts v WHERE v.id = drafts.id) AS items_version
+             FROM draft_items WHERE draft_id = drafts.id
+         ) i
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE OF drafts"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut current = HashMap::with_capacity(rows.len());
+    let mut edited_during_the_wait = Vec::new();
+    for row in &rows {
+        let mut draft = from_row(row)?;
+        if row.try_get::<Option<i64>, _>("items_version")? == Some(draft.version) {
+            draft.items = items_from_arrays(row, draft.currency)?;
+            current.insert(draft.id, draft);
+        } else {
+            edited_during_the_wait.push(draft);
+        }
+    }
+    load_items_of(conn, &mut edited_during_the_wait).await?;
+    current.extend(edited_during_the_wait.into_iter().map(|draft| (draft.id, draft)));
+    Ok(current)
+}
+
+/// The items `lock_many` aggregated into one array per column (NULL arrays: no items).
+fn items_from_arrays(row: &PgRow, currency: Currency) -> Result<Vec<Item>, DbError> {
+    let texts: Vec<String> = row.try_get::<Option<_>, _>("texts")?.unwrap_or_default();
+    let skus: Vec<Option<String>> = row.try_get::<Option<_>, _>("skus")?.unwrap_or_default();
+    let names: Vec<String> = row.try_get::<Option<_>, _>("names")?.unwrap_or_default();
+    let quantities: Vec<i64> = row.try_get::<Option<_>, _>("quantities")?.unwrap_or_default();
+    let units: Vec<Option<i64>> = row.try_get::<Option<_>, _>("unit_prices")?.unwrap_or_default();
+    let messages: Vec<Option<i64>> = row.try_get::<Option<_>, _>("message_prices")?.unwrap_or_default();
+    let confidences: Vec<f32> = row.try_get::<Option<_>, _>("confidences")?.unwrap_or_default();
+    let lengths = [skus.len(), names.len(), quantities.len(), units.len(), messages.len(), confidences.len()];
+    if lengths.iter().any(|&n| n != texts.len()) {
+        return Err(DbError::Internal("draft item arrays of different lengths".into()));
+    }
+    Ok((0..texts.len())
+        .map(|n| Item {
+            original_text: texts[n].clone(),
+            sku: skus[n].clone(),
+            name: names[n].clone(),
+            quantity: quantities[n],
+            unit_price: units[n].map(|minor| Money::new(minor, currency)),
+            message_price: messages[n].map(|minor| Money::new(minor, currency)),
+            confidence: confidences[n],
+        })
+        .collect())
 }
 
 /// A draft whose approval starts: it becomes `approving`, leased to the approver.

@@ -352,3 +352,61 @@ async fn a_replica_that_lost_the_lease_neither_finishes_the_draft_nor_writes_its
     assert_eq!(system.get_draft(&draft.id).await.status, pb::DraftStatus::Approved as i32);
     assert_eq!(system.approved_events(&draft.id).await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_edit_committed_while_the_approval_waits_for_the_draft_is_what_gets_ordered() {
+    let system = spawn_system().await;
+    system.seed_default_catalog().await;
+    let draft = system.create_draft(&[("HOOP-G-7", 1)]).await;
+    let id: uuid::Uuid = draft.id.parse().expect("uuid");
+    let admin = system.env.db.admin().await.expect("admin");
+    let watcher = system.env.db.admin().await.expect("a second admin pool, to watch for the wait");
+
+    // An edit in flight, written as UpdateDraft writes one (new items, the version bumped), and
+    // not committed yet: the approval's lock on the draft waits for it.
+    let mut edit = admin.begin().await.expect("begin");
+    sqlx::query("UPDATE draft.drafts SET version = version + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *edit)
+        .await
+        .expect("bump version");
+    sqlx::query("UPDATE draft.draft_items SET quantity = 3 WHERE draft_id = $1")
+        .bind(id)
+        .execute(&mut *edit)
+        .await
+        .expect("edit items");
+    let approval = system.approve(&draft.id);
+    let commit_once_waited_on = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&watcher)
+            .await
+            .expect("waiting backends");
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        edit.commit().await.expect("commit the edit");
+    };
+    let (approved, ()) = tokio::join!(approval, commit_once_waited_on);
+    let approved = approved.expect("approved");
+
+    // What was ordered and held is the edited draft, not the one from before the wait.
+    let order = system
+        .orders()
+        .await
+        .get_order(authorized(
+            proto::order::v1::GetOrderRequest { id: approved.order_id.clone() },
+            &system.token(Role::Viewer),
+        ))
+        .await
+        .expect("the order")
+        .into_inner();
+    assert_eq!(order.items.iter().map(|i| (i.sku.as_str(), i.quantity)).collect::<Vec<_>>(), [("HOOP-G-7", 3)]);
+    assert_eq!(order.total.as_ref().map(|m| m.amount_minor), Some(3 * 1299));
+    assert_eq!(order.reservation_reference, format!("draft:{}:v{}", draft.id, draft.version + 1));
+    assert_eq!(system.stock("HOOP-G-7").await.reserved, 3);
+}
