@@ -72,17 +72,18 @@ impl CreateBatches {
         // No look-up first: the insert skips a source id that has an order and returns that order,
         // at the price of a code left unused by a retry (codes may have gaps; a round trip in
         // every batch costs more than the rare retry).
+        // No transaction either: the codes come from sequences, which no transaction takes back,
+        // and the insert is one statement (orders, their children and their events), atomic on
+        // its own. BEGIN and COMMIT would be two round trips more per batch.
         let mut connection = self.connections.take().await?;
-        let mut tx = connection.begin().await?;
         let code_tenants: Vec<Uuid> = leaders.iter().map(|&i| jobs[i].new.tenant_id).collect();
-        let codes = OrderCodes::take(&mut tx, &code_tenants).await?;
+        let codes = OrderCodes::take(connection.alone(), &code_tenants).await?;
         let creations: Vec<Creation<'_>> = leaders
             .iter()
             .zip(codes)
             .map(|(&i, code)| Creation { code, new: &jobs[i].new, actor: &jobs[i].actor, trace: Some(&jobs[i].trace) })
             .collect();
-        let written = creation::insert(&mut tx, &self.namespace, &creations).await?;
-        tx.commit().await?;
+        let written = creation::insert(connection.alone(), &self.namespace, &creations).await?;
         connection.keep();
 
         let mut outcomes: Vec<Option<Created>> = vec![None; jobs.len()];
