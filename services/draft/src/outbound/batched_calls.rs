@@ -48,6 +48,8 @@ impl BatchedCalls {
         workers: usize,
         max_batch: usize,
     ) -> (Self, Vec<Worker>) {
+        // A batch call takes at most this many entries; a bigger one would be refused whole.
+        let max_batch = max_batch.min(proto::common::v1::MAX_BATCH_ENTRIES);
         let (reserves, reserve_workers) = GroupCommit::new(Arc::new(ReserveCalls { inventory }), workers, max_batch);
         let (orders, order_workers) = GroupCommit::new(Arc::new(OrderCalls { orders }), workers, max_batch);
         let mut all: Vec<Worker> = Vec::new();
