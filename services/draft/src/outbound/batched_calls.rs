@@ -159,3 +159,29 @@ fn in_order<T>(len: usize, answers: Vec<Vec<(usize, Result<T, CallError>)>>) -> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_grouped_per_tenant_and_answered_in_the_jobs_order() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let groups = by_tenant([a, b, a, b, b].into_iter());
+        assert_eq!(groups[&a], [0, 2]);
+        assert_eq!(groups[&b], [1, 3, 4]);
+
+        // Answers come back per tenant, in whatever order the calls ended.
+        let answers: Vec<Vec<(usize, Result<u32, CallError>)>> =
+            vec![vec![(1, Ok(11)), (3, Ok(13)), (4, Ok(14))], vec![(0, Ok(10)), (2, Ok(12))]];
+        let ordered: Vec<u32> = in_order(5, answers).into_iter().map(|r| r.expect("answered")).collect();
+        assert_eq!(ordered, [10, 11, 12, 13, 14]);
+    }
+
+    #[test]
+    fn a_job_left_without_an_answer_is_unavailable_not_lost() {
+        let answers: Vec<Vec<(usize, Result<u32, CallError>)>> = vec![vec![(0, Ok(10))]];
+        let results = in_order(2, answers);
+        assert!(matches!(results[1], Err(CallError::Unavailable { .. })), "{:?}", results[1]);
+    }
+}
