@@ -418,11 +418,13 @@ infra_nats_ensure() {
   setsid nohup nats-server -js -a 127.0.0.1 -p "$INFRA_NATS_PORT" -m "$INFRA_NATS_MONITOR_PORT" \
     -sd "$INFRA_NATS_STORE" --name orderflow-dev -P "$INFRA_NATS_PIDFILE" \
     >>"$INFRA_LOGS/nats.log" 2>&1 </dev/null {INFRA_LOCK_FD}>&- &
-  if ! infra_nats_wait_healthy 30; then
-    tail -n 20 "$INFRA_LOGS/nats.log" >&2 || true
-    infra_die "nats-server did not become healthy; see .orderflow/logs/nats.log"
-  fi
+  # Marked before the wait: a server that is slow to come up (restoring many streams) is still
+  # ours, and `infra.sh stop` must stop it even when this wait gives up.
   infra_mark_started nats
+  if ! infra_nats_wait_healthy 90; then
+    tail -n 20 "$INFRA_LOGS/nats.log" >&2 || true
+    infra_die "nats-server did not become healthy in 90 s; see .orderflow/logs/nats.log (it may still be starting: infra.sh stop nats stops it)"
+  fi
   infra_say "nats: ready ($NATS_URL)"
 }
 
