@@ -57,11 +57,17 @@ class RunningService:
     def base_url(self) -> str:
         return f"http://{self.http}"
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_text(self) -> str:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return self.log_path.read_text(errors="replace")
         except OSError as err:
             return f"(no log: {err})"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines, after the first (an error's message comes before its backtrace)."""
+        text = self.log_text().splitlines()
+        head = text[:1] if len(text) > lines else []
+        return "\n".join(head + text[-lines:])
 
 
 def binary(name: str) -> Path:
@@ -264,9 +270,12 @@ def services(
         for name in SERVICES:
             attempt = 1
             while not _wait_healthy(started[name], deadline):
-                # Exited before serving: a port picked as free may have been taken since.
+                # Exited before serving: a port picked as free may have been taken since. The
+                # whole log is searched: with RUST_BACKTRACE set, the error's backtrace pushes its
+                # message out of the tail.
                 log = started[name].log_tail()
-                if "in use" not in log.lower() or attempt >= START_ATTEMPTS:
+                port_taken = "address already in use" in started[name].log_text().lower()
+                if not port_taken or attempt >= START_ATTEMPTS:
                     pytest.fail(
                         f"{name} exited with {started[name].process.returncode} during "
                         f"start-up; log:\n{log}",
