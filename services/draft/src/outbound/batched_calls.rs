@@ -85,20 +85,12 @@ impl BatchProcessor for ReserveCalls {
                     .iter()
                     .map(|&i| (jobs[i].user.as_deref(), jobs[i].reference.as_str(), jobs[i].items.as_slice()))
                     .collect();
-                let results = match self.inventory.reserve_many(tenant_id, &entries).await {
-                    // A failure of the whole call was already retried by the shared policy.
-                    Err(err) => indexes.iter().map(|_| Err(err.clone())).collect(),
-                    Ok(mut results) => {
-                        // An entry that failed on its own with a transient error: once more, alone.
-                        for (k, result) in results.iter_mut().enumerate() {
-                            if matches!(result, Err(CallError::Unavailable { .. })) {
-                                let (user, reference, items) = entries[k];
-                                *result = self.inventory.reserve(tenant_id, user, reference, items).await;
-                            }
-                        }
-                        results
-                    }
-                };
+                let answer = self.inventory.reserve_many(tenant_id, &entries).await;
+                let results = settle(answer, entries.len(), |k| {
+                    let (user, reference, items) = entries[k];
+                    self.inventory.reserve(tenant_id, user, reference, items)
+                })
+                .await;
                 indexes.into_iter().zip(results).collect::<Vec<_>>()
             }
         }))
@@ -124,25 +116,42 @@ impl BatchProcessor for OrderCalls {
                     .iter()
                     .map(|&i| (&jobs[i].draft, jobs[i].user.as_deref(), jobs[i].reference.as_str()))
                     .collect();
-                let results = match self.orders.create_orders(tenant_id, &entries).await {
-                    // A failure of the whole call was already retried by the shared policy.
-                    Err(err) => indexes.iter().map(|_| Err(err.clone())).collect(),
-                    Ok(mut results) => {
-                        // An entry that failed on its own with a transient error: once more, alone.
-                        for (k, result) in results.iter_mut().enumerate() {
-                            if matches!(result, Err(CallError::Unavailable { .. })) {
-                                let (draft, user, reference) = entries[k];
-                                *result = self.orders.create_order(draft, user, reference).await;
-                            }
-                        }
-                        results
-                    }
-                };
+                let answer = self.orders.create_orders(tenant_id, &entries).await;
+                let results = settle(answer, entries.len(), |k| {
+                    let (draft, user, reference) = entries[k];
+                    self.orders.create_order(draft, user, reference)
+                })
+                .await;
                 indexes.into_iter().zip(results).collect::<Vec<_>>()
             }
         }))
         .await;
         in_order(jobs.len(), answers)
+    }
+}
+
+/// One result per entry from a batch call's answer. A failure of the whole call was already
+/// retried by the shared policy and fails every entry; an entry that failed on its own with a
+/// transient error gets one more try alone, through `single` (its index).
+async fn settle<T, F, Fut>(
+    answer: Result<Vec<Result<T, CallError>>, CallError>,
+    entries: usize,
+    single: F,
+) -> Vec<Result<T, CallError>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    match answer {
+        Err(err) => (0..entries).map(|_| Err(err.clone())).collect(),
+        Ok(mut results) => {
+            for (k, result) in results.iter_mut().enumerate() {
+                if matches!(result, Err(CallError::Unavailable { .. })) {
+                    *result = single(k).await;
+                }
+            }
+            results
+        }
     }
 }
 
@@ -176,6 +185,37 @@ mod tests {
             vec![vec![(1, Ok(11)), (3, Ok(13)), (4, Ok(14))], vec![(0, Ok(10)), (2, Ok(12))]];
         let ordered: Vec<u32> = in_order(5, answers).into_iter().map(|r| r.expect("answered")).collect();
         assert_eq!(ordered, [10, 11, 12, 13, 14]);
+    }
+
+    fn unavailable() -> CallError {
+        CallError::Unavailable { dependency: "inventory", message: "busy".into() }
+    }
+
+    fn refused() -> CallError {
+        CallError::Refused { dependency: "inventory", code: tonic::Code::FailedPrecondition, message: "short".into() }
+    }
+
+    #[tokio::test]
+    async fn only_entries_that_failed_alone_and_transiently_are_tried_again_alone() {
+        let tried = std::sync::Mutex::new(Vec::new());
+        let single = |k: usize| {
+            tried.lock().unwrap().push(k);
+            async move { Ok::<u32, CallError>(100 + k as u32) }
+        };
+        let answer = Ok(vec![Ok(0), Err(unavailable()), Err(refused()), Err(unavailable())]);
+        let results = settle(answer, 4, single).await;
+        assert_eq!(*tried.lock().unwrap(), [1, 3], "a refusal (a shortage) is final; a success is kept");
+        assert!(matches!(results[0], Ok(0)));
+        assert!(matches!(results[1], Ok(101)));
+        assert!(matches!(results[2], Err(CallError::Refused { .. })));
+        assert!(matches!(results[3], Ok(103)));
+
+        // The whole call failed (after the shared retries): every entry fails, none is retried alone.
+        tried.lock().unwrap().clear();
+        let results = settle(Err(unavailable()), 3, single).await;
+        assert_eq!(results.len(), 3);
+        assert!(results.iter().all(|r| matches!(r, Err(CallError::Unavailable { .. }))));
+        assert!(tried.lock().unwrap().is_empty());
     }
 
     #[test]
