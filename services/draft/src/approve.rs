@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::domain::draft::{self, Status};
 use crate::outbound::DbError;
-use crate::outbound::approvals::{self, Finish, Start};
+use crate::outbound::approvals::{self, Ask, Finish, Found, Start};
 use crate::outbound::batched_calls::{BatchedCalls, OrderCall, ReserveCall};
 use crate::outbound::calls::CallError;
 use crate::outbound::drafts::{self, DraftRecord};
@@ -347,14 +347,21 @@ impl BatchProcessor for StartBatches {
 impl StartBatches {
     async fn start(&self, jobs: &[StartJob]) -> Result<Vec<Result<Started, ApproveError>>, DbError> {
         let mut connection = self.connections.take().await?;
-        let mut tx = connection.begin().await?;
-        let ids: Vec<Uuid> = jobs.iter().map(|j| j.draft_id).collect();
-        let mut found = approvals::lock_many(&mut tx, &ids).await?;
+        let asks: Vec<Ask<'_>> =
+            jobs.iter().map(|j| Ask { id: j.draft_id, tenant_id: j.tenant_id, approved_by: &j.user }).collect();
+        // One statement, no transaction: the drafts that can start are leased by it.
+        let mut found = approvals::lock_and_lease(connection.alone(), &asks, &self.owner, self.lease).await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
+        // Drafts this batch answers `Leased` for (one caller each: a second one waits), and
+        // which of the jobs took each.
         let mut leased: HashSet<Uuid> = HashSet::new();
-        let mut references: Vec<(usize, String)> = Vec::new();
+        let mut takers: Vec<usize> = Vec::new();
+        // Drafts that can start but were not leased by the statement (their items changed while
+        // it waited for the lock): leased below, at the version read.
+        let mut late: Vec<(usize, String)> = Vec::new();
         for (index, job) in jobs.iter().enumerate() {
-            let Some(draft) = found.get(&job.draft_id).filter(|d| d.tenant_id == job.tenant_id) else {
+            let Some(Found { draft, lease }) = found.get(&job.draft_id).filter(|f| f.draft.tenant_id == job.tenant_id)
+            else {
                 outcomes.push(Err(ApproveError::NotFound));
                 continue;
             };
@@ -368,36 +375,60 @@ impl StartBatches {
                 },
                 Status::Rejected | Status::Expired => Err(ApproveError::Final(draft.status.as_str())),
                 Status::Approving => Ok(Started::InProgress),
-                // A second caller for a draft leased earlier in this same batch waits like any other.
+                // A second caller for a draft leased in this same batch waits like any other.
                 Status::PendingReview if leased.contains(&draft.id) => Ok(Started::InProgress),
                 Status::PendingReview => {
                     let blockers = draft::approval_blockers(&draft.items);
-                    if blockers.is_empty() {
-                        leased.insert(draft.id);
-                        references.push((index, reservation_reference(draft)));
-                        Ok(Started::InProgress) // replaced by Leased once the lease is written
-                    } else {
-                        Err(ApproveError::Blocked(blockers))
+                    match lease {
+                        Some(_) if !blockers.is_empty() => {
+                            // The SQL check and the rule disagree: never approve past the rule.
+                            drafts::abort_approval(connection.alone(), draft.id, &blockers.join("; ")).await?;
+                            Err(ApproveError::Blocked(blockers))
+                        }
+                        Some((_, reference)) if *reference != reservation_reference(draft) => {
+                            return Err(DbError::Internal(format!("lease stored reference {reference}")));
+                        }
+                        Some(_) => {
+                            leased.insert(draft.id);
+                            takers.push(index);
+                            Ok(Started::InProgress) // replaced by Leased below
+                        }
+                        None if blockers.is_empty() => {
+                            leased.insert(draft.id);
+                            takers.push(index);
+                            late.push((index, reservation_reference(draft)));
+                            Ok(Started::InProgress) // replaced by Leased once the lease is written
+                        }
+                        None => Err(ApproveError::Blocked(blockers)),
                     }
                 }
             });
         }
-        let starts: Vec<Start<'_>> = references
+        let starts: Vec<Start<'_>> = late
             .iter()
-            .map(|(index, reference)| Start { id: jobs[*index].draft_id, reference, approved_by: &jobs[*index].user })
+            .filter_map(|(index, reference)| {
+                let job = &jobs[*index];
+                let version = found.get(&job.draft_id)?.draft.version;
+                Some(Start { id: job.draft_id, version, reference, approved_by: &job.user })
+            })
             .collect();
-        let lease_until = approvals::begin_many(&mut tx, &starts, &self.owner, self.lease).await?;
-        tx.commit().await?;
+        let late_leases = approvals::begin_many(connection.alone(), &starts, &self.owner, self.lease).await?;
         connection.keep();
-        for (index, reference) in references {
-            let id = jobs[index].draft_id;
-            if let Some(mut draft) = found.remove(&id) {
-                draft.status = Status::Approving;
-                draft.lease_owner = Some(self.owner.clone());
-                draft.lease_until = lease_until.get(&id).copied();
-                draft.reservation_reference = Some(reference);
-                outcomes[index] = Ok(Started::Leased(Box::new(draft)));
-            }
+        for index in takers {
+            let Some(Found { mut draft, lease }) = found.remove(&jobs[index].draft_id) else { continue };
+            let (lease_until, reference) = match lease {
+                Some(lease) => lease,
+                None => match late_leases.get(&draft.id) {
+                    Some(until) => (*until, reservation_reference(&draft)),
+                    // Changed again since it was read: the caller looks again.
+                    None => continue,
+                },
+            };
+            draft.status = Status::Approving;
+            draft.lease_owner = Some(self.owner.clone());
+            draft.lease_until = Some(lease_until);
+            draft.reservation_reference = Some(reference);
+            outcomes[index] = Ok(Started::Leased(Box::new(draft)));
         }
         Ok(outcomes)
     }

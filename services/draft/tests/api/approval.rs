@@ -5,7 +5,7 @@ use proto::draft::v1 as pb;
 use testkit::Role;
 use tonic::Code;
 
-use crate::helpers::{authorized, spawn_system};
+use crate::helpers::{authorized, spawn_system, spawn_system_configured};
 
 #[tokio::test]
 async fn approving_reserves_the_stock_and_creates_the_order_with_the_reviewed_prices() {
@@ -203,6 +203,16 @@ async fn another_tenants_draft_does_not_exist_and_viewers_cannot_approve() {
         .await
         .unwrap_err();
     assert_eq!(approve.code(), Code::NotFound);
+    // Nothing was taken either: the lease is written by the statement that finds the draft, and
+    // only for the caller's tenant.
+    let pool = system.env.db.admin().await.expect("admin");
+    let (status, lease_owner, attempts): (String, Option<String>, i32) =
+        sqlx::query_as("SELECT status, lease_owner, approval_attempts FROM draft.drafts WHERE id = $1")
+            .bind(draft.id.parse::<uuid::Uuid>().expect("id"))
+            .fetch_one(&pool)
+            .await
+            .expect("draft row");
+    assert_eq!((status.as_str(), lease_owner, attempts), ("pending_review", None, 0));
     let listed =
         client.list_drafts(authorized(pb::ListDraftsRequest::default(), &stranger)).await.expect("list").into_inner();
     assert!(listed.drafts.is_empty());
@@ -355,7 +365,10 @@ async fn a_replica_that_lost_the_lease_neither_finishes_the_draft_nor_writes_its
 
 #[tokio::test]
 async fn an_edit_committed_while_the_approval_waits_for_the_draft_is_what_gets_ordered() {
-    let system = spawn_system().await;
+    // A lease far longer than the approval may wait: the sweeper cannot rescue an approval that
+    // its own caller failed to take, so only the caller's path can pass.
+    let system =
+        spawn_system_configured(false, |config| config.approval_lease = std::time::Duration::from_secs(600)).await;
     system.seed_default_catalog().await;
     let draft = system.create_draft(&[("HOOP-G-7", 1)]).await;
     let id: uuid::Uuid = draft.id.parse().expect("uuid");

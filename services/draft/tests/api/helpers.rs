@@ -73,8 +73,14 @@ pub async fn spawn_system() -> System {
 }
 
 pub async fn spawn_system_with(with_ingest: bool) -> System {
+    spawn_system_configured(with_ingest, |_| {}).await
+}
+
+/// The system with the draft service's test configuration changed by `adjust`.
+pub async fn spawn_system_configured(with_ingest: bool, adjust: impl FnOnce(&mut draft::Config)) -> System {
     let mut system = spawn_dependencies(testkit::TestEnv::new().await).await;
-    let config = draft::Config::for_tests(system.env.common("draft"), &system.inventory_url, &system.order_url);
+    let mut config = draft::Config::for_tests(system.env.common("draft"), &system.inventory_url, &system.order_url);
+    adjust(&mut config);
     let (_, draft_url, draft_token) =
         run(draft::startup::build(config, CancellationToken::new()).await.expect("draft")).await;
     system.draft_url = draft_url;
