@@ -19,10 +19,10 @@ use crate::approve::reservation_reference;
 use crate::catalog_cache::CatalogCache;
 use crate::domain::draft::{self, Customer, Item};
 use crate::domain::parser::OrderParser;
-use crate::outbound::DbError;
 use crate::outbound::calls::CallError;
 use crate::outbound::drafts::{self, MessageRecord};
 use crate::outbound::settings::{self, Settings};
+use crate::outbound::{DbError, approvals};
 use crate::propose::{self, Proposal};
 
 pub const CONSUMER: &str = "draft-messages";
@@ -238,9 +238,21 @@ impl BatchHandler for MessageEvents {
                     && draft::approval_blockers(&draft.items).is_empty()
                 {
                     let reference = reservation_reference(draft);
-                    drafts::begin_approval(tx, draft.id, "auto-approve", Duration::ZERO, &reference, "auto-approve")
-                        .await
-                        .map_err(db)?;
+                    let start = approvals::Start {
+                        id: draft.id,
+                        version: draft.version,
+                        reference: &reference,
+                        approved_by: "auto-approve",
+                    };
+                    let leased =
+                        approvals::begin_many(tx, &[start], "auto-approve", Duration::ZERO).await.map_err(db)?;
+                    if !leased.contains_key(&draft.id) {
+                        // Written by this transaction a moment ago: nothing else can have moved it.
+                        return Err(HandlerError::Permanent(format!(
+                            "auto-approval could not take draft {}",
+                            draft.id
+                        )));
+                    }
                 }
             }
         }

@@ -15,6 +15,11 @@ use super::DbError;
 use super::drafts::{COLUMNS, DraftRecord, from_row, load_items_of};
 use crate::domain::draft::Item;
 
+/// What taking an approval's lease writes (besides the reservation reference and the approver),
+/// in both statements that take one: `$1` is the owner, `$2` the lease in seconds.
+const TAKE_LEASE: &str = "status = 'approving', lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+    approval_attempts = d.approval_attempts + 1, last_error = NULL, updated_at = now()";
+
 /// A draft as step 1 of its approval found it, locked, with its items.
 pub struct Found {
     pub draft: DraftRecord,
@@ -56,7 +61,7 @@ pub async fn lock_and_lease(
     let tenants: Vec<Uuid> = asks.iter().map(|a| a.tenant_id).collect();
     let users: Vec<&str> = asks.iter().map(|a| a.approved_by).collect();
     let rows = sqlx::query(&format!(
-        "WITH locked AS MATERIALIZED (SELECT {COLUMNS} FROM drafts WHERE id = ANY($1) ORDER BY id FOR UPDATE),
+        "WITH locked AS MATERIALIZED (SELECT {COLUMNS} FROM drafts WHERE id = ANY($3) ORDER BY id FOR UPDATE),
          items AS MATERIALIZED (
              SELECT l.id AS draft_id, i.* FROM locked l CROSS JOIN LATERAL (
                  SELECT array_agg(original_text ORDER BY position) AS texts, array_agg(sku ORDER BY position) AS skus,
@@ -70,14 +75,13 @@ pub async fn lock_and_lease(
              ) i
          ),
          leased AS (
-             UPDATE drafts d SET status = 'approving', lease_owner = $4, lease_until = now() + make_interval(secs => $5),
-               reservation_reference = 'draft:' || d.id || ':v' || d.version, approved_by = u.approved_by,
-               approval_attempts = d.approval_attempts + 1, last_error = NULL, updated_at = now()
+             UPDATE drafts d SET {TAKE_LEASE},
+               reservation_reference = 'draft:' || d.id || ':v' || d.version, approved_by = u.approved_by
              FROM locked l
              JOIN items i ON i.draft_id = l.id
-             JOIN UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS u(id, tenant_id, approved_by)
+             JOIN UNNEST($3::uuid[], $4::uuid[], $5::text[]) AS u(id, tenant_id, approved_by)
                ON u.id = l.id AND u.tenant_id = l.tenant_id
-             WHERE d.id = l.id AND d.id = ANY($1)
+             WHERE d.id = l.id AND d.id = ANY($3)
                AND l.status = 'pending_review' AND i.items_version = l.version AND i.approvable
              RETURNING d.id, d.lease_until, d.reservation_reference
          )
@@ -85,11 +89,11 @@ pub async fn lock_and_lease(
                 i.items_version, s.lease_until AS leased_until, s.reservation_reference AS leased_reference
          FROM locked l JOIN items i ON i.draft_id = l.id LEFT JOIN leased s ON s.id = l.id"
     ))
+    .bind(owner)
+    .bind(lease.as_secs_f64())
     .bind(&ids)
     .bind(&tenants)
     .bind(&users)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
     .fetch_all(&mut *conn)
     .await?;
     let mut found = HashMap::with_capacity(rows.len());
@@ -148,7 +152,8 @@ pub struct Start<'a> {
 
 /// Flips the drafts that are still `pending_review` at the given versions to `approving` under
 /// `owner`'s lease; returns, for those, when the lease runs out. For the few drafts
-/// [`lock_and_lease`] could not lease at once (their items changed while it waited).
+/// [`lock_and_lease`] could not lease at once (their items changed while it waited), and for a
+/// trusted customer's draft, auto-approved in the transaction that wrote it.
 pub async fn begin_many(
     conn: &mut PgConnection,
     starts: &[Start<'_>],
@@ -162,21 +167,19 @@ pub async fn begin_many(
     let versions: Vec<i64> = starts.iter().map(|s| s.version).collect();
     let references: Vec<&str> = starts.iter().map(|s| s.reference).collect();
     let users: Vec<&str> = starts.iter().map(|s| s.approved_by).collect();
-    // `d.id = ANY($1)` besides the join: the plan probes the primary key instead of scanning drafts.
-    let rows: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
-        "UPDATE drafts d SET status = 'approving', lease_owner = $5, lease_until = now() + make_interval(secs => $6),
-           reservation_reference = u.reference, approved_by = u.approved_by,
-           approval_attempts = d.approval_attempts + 1, last_error = NULL, updated_at = now()
-         FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::text[]) AS u(id, version, reference, approved_by)
-         WHERE d.id = u.id AND d.id = ANY($1) AND d.status = 'pending_review' AND d.version = u.version
-         RETURNING d.id, d.lease_until",
-    )
+    // `d.id = ANY($3)` besides the join: the plan probes the primary key instead of scanning drafts.
+    let rows: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(&format!(
+        "UPDATE drafts d SET {TAKE_LEASE}, reservation_reference = u.reference, approved_by = u.approved_by
+         FROM UNNEST($3::uuid[], $4::bigint[], $5::text[], $6::text[]) AS u(id, version, reference, approved_by)
+         WHERE d.id = u.id AND d.id = ANY($3) AND d.status = 'pending_review' AND d.version = u.version
+         RETURNING d.id, d.lease_until"
+    ))
+    .bind(owner)
+    .bind(lease.as_secs_f64())
     .bind(&ids)
     .bind(&versions)
     .bind(&references)
     .bind(&users)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().collect())

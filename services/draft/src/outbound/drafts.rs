@@ -295,30 +295,6 @@ pub async fn save(conn: &mut PgConnection, draft: &mut DraftRecord) -> Result<()
     write_items(conn, draft.id, &draft.items).await
 }
 
-/// Marks a pending draft as being approved by `owner` until the lease ends.
-pub async fn begin_approval(
-    conn: &mut PgConnection,
-    id: Uuid,
-    owner: &str,
-    lease: std::time::Duration,
-    reference: &str,
-    approved_by: &str,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE drafts SET status = 'approving', lease_owner = $2, lease_until = now() + make_interval(secs => $3),
-           reservation_reference = $4, approved_by = $5, approval_attempts = approval_attempts + 1, last_error = NULL, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .bind(reference)
-    .bind(approved_by)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Approving drafts whose lease ran out (their approver died), now leased to `owner`.
 pub async fn take_expired_leases(
     conn: &mut PgConnection,
