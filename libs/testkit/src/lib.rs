@@ -102,6 +102,23 @@ impl TestDb {
     }
 }
 
+/// Asserts that every column of `tables` (names, qualified or found by the pool's search path)
+/// keeps autoanalyze's sample small: a statistics target of at most 10, where -1 is the default
+/// (100), which makes autoanalyze sample ten times the rows of the whole table again.
+pub async fn assert_small_statistics(pool: &PgPool, tables: &[&str]) {
+    let loose: Vec<(String, String, i16)> = sqlx::query_as(
+        "SELECT a.attrelid::regclass::text, a.attname::text, a.attstattarget::int2 FROM pg_attribute a
+         WHERE a.attrelid = ANY(SELECT t::regclass FROM UNNEST($1::text[]) AS t)
+           AND a.attnum > 0 AND NOT a.attisdropped AND (a.attstattarget < 0 OR a.attstattarget > 10)
+         ORDER BY 1, 2",
+    )
+    .bind(tables)
+    .fetch_all(pool)
+    .await
+    .expect("statistics targets");
+    assert!(loose.is_empty(), "columns at a large statistics target (set them in a migration): {loose:?}");
+}
+
 /// Waits until `condition` holds, polling; panics with `what` after `timeout`.
 pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut condition: F)
 where

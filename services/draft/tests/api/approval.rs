@@ -423,3 +423,11 @@ async fn an_edit_committed_while_the_approval_waits_for_the_draft_is_what_gets_o
     assert_eq!(order.reservation_reference, format!("draft:{}:v{}", draft.id, draft.version + 1));
     assert_eq!(system.stock("HOOP-G-7").await.reserved, 3);
 }
+
+#[tokio::test]
+async fn draft_items_keep_autoanalyze_small_on_every_column() {
+    // Read only by their draft: a small sample does (migration `20261123000001_statistics.sql`).
+    let system = spawn_system().await;
+    let admin = system.env.db.admin().await.expect("admin");
+    testkit::assert_small_statistics(&admin, &["draft.draft_items"]).await;
+}

@@ -127,3 +127,10 @@ async fn concurrent_retries_of_one_adjustment_apply_once_and_all_succeed() {
     assert_eq!(app.caller(&tenant, Role::Viewer).level("A").await.on_hand, 7);
     assert_eq!(replayed(&app, &tenant).await, current(&app, &tenant).await);
 }
+
+#[tokio::test]
+async fn the_ledger_and_reservation_items_keep_autoanalyze_small_on_every_column() {
+    // Append-only, read by key: a small sample does (migration `20261123000001_statistics.sql`).
+    let app = spawn_app().await;
+    testkit::assert_small_statistics(&app.admin, &["inventory.stock_ledger", "inventory.reservation_items"]).await;
+}

@@ -115,3 +115,11 @@ async fn history_rows_keep_their_time_order() {
         assert!(a <= b, "rows in time order");
     }
 }
+
+#[tokio::test]
+async fn lines_history_and_audit_keep_autoanalyze_small_on_every_column() {
+    // Append-only, read by key: a small sample does (migration `20261123000001_statistics.sql`).
+    let app = spawn_app().await;
+    testkit::assert_small_statistics(&app.admin, &["orders.order_items", "orders.status_history", "orders.audit_log"])
+        .await;
+}
