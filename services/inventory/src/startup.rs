@@ -18,12 +18,11 @@ pub async fn build(config: Config, token: CancellationToken) -> anyhow::Result<s
     let mut wiring = service_runtime::Wiring::start(crate::IDENTITY, &config.common, &MIGRATOR, token).await?;
     let namespace = config.common.bus.namespace.clone();
 
-    let processor = Arc::new(ReserveBatches {
+    let batches = ReserveBatches {
         connections: db::BatchConnections::new(wiring.batch_pool.clone()),
         namespace: namespace.clone(),
-    });
-    let (reserver, workers): (Reserver, _) =
-        db::GroupCommit::new(processor, config.reserve_committers, config.reserve_max_batch);
+    };
+    let (reserver, workers) = Reserver::new(batches, config.reserve_committers, config.reserve_max_batch);
     for worker in workers {
         wiring.tasks.spawn("reservation committer", async move {
             worker.await;

@@ -181,6 +181,7 @@ impl BatchProcessor for StatusBatches {
 #[derive(Clone)]
 pub struct Commits {
     creates: GroupCommit<CreateBatches>,
+    creator: Arc<CreateBatches>,
     moves: GroupCommit<StatusBatches>,
     mover: Arc<StatusBatches>,
 }
@@ -205,7 +206,7 @@ impl Commits {
             namespace: namespace.clone(),
             codes,
         });
-        let (creates, workers) = GroupCommit::new(creator, config.create_committers, config.create_max_batch);
+        let (creates, workers) = GroupCommit::new(creator.clone(), config.create_committers, config.create_max_batch);
         for worker in workers {
             tasks.spawn("order create committer", async move {
                 worker.await;
@@ -220,12 +221,22 @@ impl Commits {
                 Ok(())
             });
         }
-        Self { creates, moves, mover }
+        Self { creates, creator, moves, mover }
     }
 
     /// Creates the order unless its source id has one; returns once the commit holding it is done.
     pub async fn create(&self, job: CreateJob) -> Result<Created, DbError> {
         self.creates.submit(job).await.map_err(|_| shutting_down())?
+    }
+
+    /// Creates orders a caller gathered (CreateOrders) in one batch of their own, without the
+    /// queue: queued, the entries of one call could be split between workers, the later ones
+    /// waiting for the first one's commit. One outcome each, in order.
+    pub async fn create_all(&self, jobs: Vec<CreateJob>) -> Vec<Result<Created, DbError>> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        self.creator.process(jobs).await
     }
 
     /// Applies a requested status change; returns once the commit holding it is done.

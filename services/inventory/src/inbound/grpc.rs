@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use proto::common::v1::{EntryFailure, MAX_BATCH_ENTRIES};
+use proto::common::v1::{EntryFailure, MAX_BATCH_ENTRIES, answer_entries};
 use proto::inventory::v1 as pb;
 use proto::inventory::v1::inventory_service_server::InventoryService;
 use tonic::{Request, Response, Status};
@@ -315,7 +315,8 @@ impl InventoryService for InventoryApi {
         let body = request.into_inner();
         let job =
             ReserveJob { tenant_id, reference: reference(&body.reference)?, lines: lines_from(&body.items)?, actor };
-        let outcome = self.reserver.submit(job).await.map_err(|_| Status::unavailable("inventory is shutting down"))?;
+        let outcome =
+            self.reserver.reserve(job).await.map_err(|_| Status::unavailable("inventory is shutting down"))?;
         outcome.map(|r| Response::new(reservation_to(r))).map_err(|e| reserve_status(&e))
     }
 
@@ -329,21 +330,23 @@ impl InventoryService for InventoryApi {
         if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
             return Err(Status::invalid_argument(format!("entries must number 1 to {MAX_BATCH_ENTRIES}")));
         }
-        // Each entry as Reserve would take it; the valid ones share the group commit's queue.
-        let jobs = entries.iter().map(|entry| {
-            let body = entry.reserve.as_ref().ok_or_else(|| Status::invalid_argument("entry without reserve"))?;
-            Ok(ReserveJob {
-                tenant_id,
-                reference: reference(&body.reference)?,
-                lines: lines_from(&body.items)?,
-                actor: actor(&principal.for_entry(&entry.on_behalf_of)?),
+        // Each entry as Reserve would take it; the valid ones are committed together.
+        let checked: Vec<Result<ReserveJob, Status>> = entries
+            .iter()
+            .map(|entry| {
+                let body = entry.reserve.as_ref().ok_or_else(|| Status::invalid_argument("entry without reserve"))?;
+                Ok(ReserveJob {
+                    tenant_id,
+                    reference: reference(&body.reference)?,
+                    lines: lines_from(&body.items)?,
+                    actor: actor(&principal.for_entry(&entry.on_behalf_of)?),
+                })
             })
-        });
-        let outcomes = futures::future::join_all(jobs.map(|job: Result<ReserveJob, Status>| async {
-            let outcome =
-                self.reserver.submit(job?).await.map_err(|_| Status::unavailable("inventory is shutting down"))?;
-            outcome.map(reservation_to).map_err(|e| reserve_status(&e))
-        }))
+            .collect();
+        let outcomes = answer_entries(checked, |jobs| async {
+            let reserved = self.reserver.reserve_all(jobs).await;
+            reserved.into_iter().map(|r| r.map(reservation_to).map_err(|e| reserve_status(&e))).collect()
+        })
         .await;
         let results = outcomes
             .into_iter()

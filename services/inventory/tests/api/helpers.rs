@@ -41,9 +41,15 @@ impl Drop for TestApp {
 /// Starts the service and waits until its streams exist (the service creates them at start-up),
 /// so tests can publish order events at once.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_configured(|_| {}).await
+}
+
+/// [`spawn_app`], with the test's changes to the service's test configuration.
+pub async fn spawn_app_configured(configure: impl FnOnce(&mut inventory::Config)) -> TestApp {
     let env = testkit::TestEnv::new().await;
     let token = CancellationToken::new();
-    let config = inventory::Config::for_tests(env.common("inventory"));
+    let mut config = inventory::Config::for_tests(env.common("inventory"));
+    configure(&mut config);
     let app = inventory::startup::build(config, token.clone()).await.expect("inventory starts");
     let (http_addr, grpc_addr) = (app.http_addr, app.grpc_addr);
     let running = tokio::spawn(app.run_until_stopped());

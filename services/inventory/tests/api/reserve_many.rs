@@ -155,3 +155,33 @@ async fn concurrent_batches_on_one_hot_sku_never_oversell() {
     let level = service.level("HOT").await;
     assert_eq!((level.on_hand, level.reserved, level.available), (25, 25, 0));
 }
+
+/// The draft service gathered the call's entries already: they are committed together as they
+/// came, not queued again for the reservation committers (where, one batch holding one entry
+/// here, they would take a transaction each, one after the other).
+#[tokio::test]
+async fn a_calls_entries_are_committed_in_one_transaction_whatever_the_queues_batch_size() {
+    let app = crate::helpers::spawn_app_configured(|config| config.reserve_max_batch = 1).await;
+    let tenant = Tenant::new();
+    app.seed(&tenant, &[("A", 10), ("B", 10)]).await;
+    let service = app.caller(&tenant, Role::Service);
+    let outcomes = service
+        .reserve_many(&[
+            ("", "draft:1:v1", &[("A", 1)]),
+            ("", "draft:2:v1", &[("B", 2)]),
+            ("", "", &[("A", 1)]),
+            ("", "draft:3:v1", &[("A", 1), ("B", 1)]),
+        ])
+        .await
+        .expect("answered per entry");
+    assert_eq!(outcomes.iter().filter(|o| failure(o).is_none()).count(), 3, "{outcomes:?}");
+    assert_eq!(failure(&outcomes[2]).map(|f| f.0), Some(Code::InvalidArgument), "no reference");
+    assert_eq!(
+        app.admin_scalar("SELECT count(DISTINCT xmin::text) FROM inventory.reservations").await,
+        1,
+        "the three holds were written by one transaction"
+    );
+    // A single Reserve still goes through the queue, in a transaction of its own.
+    service.reserve("draft:4:v1", &[("A", 1)]).await.expect("reserved");
+    assert_eq!(app.admin_scalar("SELECT count(DISTINCT xmin::text) FROM inventory.reservations").await, 2);
+}

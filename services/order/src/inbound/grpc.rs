@@ -1,7 +1,7 @@
 //! `orderflow.order.v1.OrderService`.
 
 use events::order::OrderSource;
-use proto::common::v1::{EntryFailure, MAX_BATCH_ENTRIES};
+use proto::common::v1::{EntryFailure, MAX_BATCH_ENTRIES, answer_entries};
 use proto::order::v1 as pb;
 use proto::order::v1::order_service_server::OrderService;
 use tonic::{Request, Response, Status};
@@ -215,19 +215,28 @@ impl OrderService for OrderApi {
         }
         let trace: std::collections::BTreeMap<String, String> =
             telemetry::propagation::current_headers().into_iter().collect();
-        // Each entry as CreateOrder would take it; the valid ones share the group commit's queue.
-        let jobs = entries.into_iter().map(|entry| {
-            let actor = actor_of(&principal.for_entry(&entry.on_behalf_of)?);
-            let order = entry.order.ok_or_else(|| Status::invalid_argument("entry without order"))?;
-            Ok(CreateJob { new: draft_order(tenant_id, order)?, actor, trace: trace.clone() })
-        });
-        let outcomes = futures::future::join_all(jobs.map(|job: Result<CreateJob, Status>| async {
-            let created = self.commits.create(job?).await.map_err(|e| db_status(&e))?;
-            if created.new {
-                tracing::info!(order_id = %created.order.id, code = %created.order.code, "order created from draft");
-            }
-            Ok::<_, Status>(order_to(created.order, Vec::new(), Vec::new()))
-        }))
+        // Each entry as CreateOrder would take it; the valid ones are created together.
+        let checked: Vec<Result<CreateJob, Status>> = entries
+            .into_iter()
+            .map(|entry| {
+                let actor = actor_of(&principal.for_entry(&entry.on_behalf_of)?);
+                let order = entry.order.ok_or_else(|| Status::invalid_argument("entry without order"))?;
+                Ok(CreateJob { new: draft_order(tenant_id, order)?, actor, trace: trace.clone() })
+            })
+            .collect();
+        let outcomes = answer_entries(checked, |jobs| async {
+            let created = self.commits.create_all(jobs).await;
+            created
+                .into_iter()
+                .map(|created| {
+                    let created = created.map_err(|e| db_status(&e))?;
+                    if created.new {
+                        tracing::info!(order_id = %created.order.id, code = %created.order.code, "order created from draft");
+                    }
+                    Ok(order_to(created.order, Vec::new(), Vec::new()))
+                })
+                .collect()
+        })
         .await;
         let results = outcomes
             .into_iter()

@@ -102,3 +102,24 @@ async fn the_same_key_under_another_tenant_is_another_order() {
     assert_eq!(ours_now.items.len(), 1);
     assert_eq!(ours_now.items[0].sku, "SKU-1", "our order untouched");
 }
+
+/// The draft service gathered the call's entries already: they are created together as they
+/// came, not queued again for the create committers (where, one batch holding one order here,
+/// they would take a statement each, one after the other).
+#[tokio::test]
+async fn a_calls_orders_are_written_by_one_statement_whatever_the_queues_batch_size() {
+    let app = crate::helpers::spawn_app_configured(|config| config.commits.create_max_batch = 1).await;
+    let tenant = Tenant::new();
+    let outcomes = app
+        .service(&tenant)
+        .create_many((1..=4).map(|i| ("", order_request(&format!("draft-{i}"), vec![item("A", 100, i)]))).collect())
+        .await
+        .expect("answered per entry");
+    let codes: Vec<String> = outcomes.iter().map(|o| order(o).code.clone()).collect();
+    assert_eq!(codes.len(), 4);
+    assert_eq!(
+        app.admin_scalar("SELECT count(DISTINCT xmin::text) FROM orders.orders").await,
+        1,
+        "the four orders were written by one statement"
+    );
+}

@@ -48,9 +48,15 @@ impl Drop for TestApp {
 /// Starts the service and waits until its streams and its inventory consumer exist, so tests can
 /// publish inventory events and read order events at once.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_configured(|_| {}).await
+}
+
+/// [`spawn_app`], with the test's changes to the service's test configuration.
+pub async fn spawn_app_configured(configure: impl FnOnce(&mut order::Config)) -> TestApp {
     let env = testkit::TestEnv::new().await;
     let token = CancellationToken::new();
-    let config = order::Config::for_tests(env.common("order"));
+    let mut config = order::Config::for_tests(env.common("order"));
+    configure(&mut config);
     let app = order::startup::build(config, token.clone()).await.expect("order service starts");
     let grpc_addr = app.grpc_addr;
     let running = tokio::spawn(app.run_until_stopped());
