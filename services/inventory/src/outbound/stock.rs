@@ -89,7 +89,7 @@ pub async fn get_reservations(
     }
     let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
     let references: Vec<&str> = keys.iter().map(|(_, r)| *r).collect();
-    let headers: Vec<(Uuid, String, String, OffsetDateTime)> = sqlx::query_as(&format!(
+    let headers: Vec<Header> = sqlx::query_as(&format!(
         "SELECT r.tenant_id, r.reference, r.status, r.created_at
          FROM UNNEST($1::uuid[], $2::text[]) AS k(tenant_id, reference)
          CROSS JOIN LATERAL (
@@ -101,6 +101,17 @@ pub async fn get_reservations(
     .bind(&references)
     .fetch_all(&mut *conn)
     .await?;
+    with_lines(conn, headers).await
+}
+
+/// A reservation row as read: tenant, reference, status, created at.
+type Header = (Uuid, String, String, OffsetDateTime);
+
+/// The reservations of `headers`, with their lines (one more round trip, none if there are none).
+async fn with_lines(
+    conn: &mut PgConnection,
+    headers: Vec<Header>,
+) -> Result<HashMap<(Uuid, String), Reservation>, DbError> {
     if headers.is_empty() {
         return Ok(HashMap::new());
     }
@@ -147,7 +158,8 @@ pub async fn reserve_batch(
     // two batches could both see a new reference as absent and hold the stock twice. Sorted, so
     // batches taking several references cannot deadlock. The same statement then locks every
     // stock row the batch may touch (a repeated reference's rows too: a few extra locks, one
-    // round trip fewer); locked rows are read at their latest version, however long the wait.
+    // round trip fewer), whose locked rows are read at their latest version however long the
+    // wait, and reads the references' reservations as the locks' previous holder left them.
     let mut references: Vec<(Uuid, &str)> = jobs.iter().map(|j| (j.tenant_id, j.reference.as_str())).collect();
     references.sort();
     references.dedup();
@@ -155,10 +167,7 @@ pub async fn reserve_batch(
         jobs.iter().flat_map(|j| j.lines.iter().map(move |l| (j.tenant_id, l.key.clone()))).collect();
     keys.sort();
     keys.dedup();
-    let locked = lock_levels(conn, &references, &keys).await?;
-    // Read after the references' locks are held, by a statement of its own: its snapshot then
-    // holds what the batch that held them before us committed.
-    let mut existing = get_reservations(conn, &references, true).await?;
+    let (locked, mut existing) = lock_for_reservations(conn, &references, &keys).await?;
     let mut first_in_batch: HashMap<(Uuid, &str), usize> = HashMap::new();
     for (index, job) in jobs.iter().enumerate() {
         if let Some(&first) = first_in_batch.get(&(job.tenant_id, job.reference.as_str())) {
@@ -249,55 +258,101 @@ pub async fn reserve_batch(
 /// A stock row locked for a change: its level and its low-stock watch.
 type Locked = HashMap<(Uuid, StockKey), (Level, Watch)>;
 
-/// Locks the stock rows and reads their levels and low-stock watch. One primary-key probe per
-/// key, in the keys' order (callers pass them sorted, so concurrent batches cannot deadlock): a
-/// join would let the planner read the whole table to find a handful of rows.
-///
-/// `serialise`: reservation references whose transaction-scoped advisory locks are taken first,
-/// in their order, in the same statement (its uncorrelated condition runs once, before any row).
-async fn lock_levels(
-    conn: &mut PgConnection,
-    serialise: &[(Uuid, &str)],
-    keys: &[(Uuid, StockKey)],
-) -> Result<Locked, DbError> {
-    if keys.is_empty() && serialise.is_empty() {
+/// The stock rows of `$1`, `$2`, `$3` (tenants, SKUs, locations) with their levels and low-stock
+/// watch, locked: one primary-key probe per key, in the keys' order (callers pass them sorted,
+/// so concurrent batches cannot deadlock). A join would let the planner read the whole table to
+/// find a handful of rows.
+const LOCK_LEVELS: &str = "SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved,
+        coalesce(s.low_stock_threshold,
+            (SELECT st.default_low_stock_threshold FROM settings st WHERE st.tenant_id = s.tenant_id), 0)
+            AS threshold,
+        s.low_stock_alerted
+    FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)
+    CROSS JOIN LATERAL (
+        SELECT * FROM stock_levels s
+        WHERE s.tenant_id = k.tenant_id AND s.sku = k.sku AND s.location = k.location
+        FOR UPDATE
+    ) s";
+
+/// A stock row as [`LOCK_LEVELS`] reads it.
+type LevelRow = (Uuid, String, String, i64, i64, i64, bool);
+
+fn locked_from(rows: impl IntoIterator<Item = LevelRow>) -> Locked {
+    rows.into_iter()
+        .map(|(tenant, sku, location, on_hand, reserved, threshold, alerted)| {
+            ((tenant, StockKey { sku, location }), (Level { on_hand, reserved }, Watch { threshold, alerted }))
+        })
+        .collect()
+}
+
+/// Locks the stock rows of `keys` and reads their levels and low-stock watch.
+async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Result<Locked, DbError> {
+    if keys.is_empty() {
         return Ok(HashMap::new());
     }
     let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
     let skus: Vec<&str> = keys.iter().map(|(_, k)| k.sku.as_str()).collect();
     let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
-    let lock_tenants: Vec<Uuid> = serialise.iter().map(|(t, _)| *t).collect();
-    let lock_references: Vec<&str> = serialise.iter().map(|(_, r)| *r).collect();
-    let rows: Vec<(Uuid, String, String, i64, i64, i64, bool)> = sqlx::query_as(
+    let rows: Vec<LevelRow> =
+        sqlx::query_as(LOCK_LEVELS).bind(&tenants).bind(&skus).bind(&locations).fetch_all(conn).await?;
+    Ok(locked_from(rows))
+}
+
+/// A reservation batch's first statement: takes the references' transaction-scoped advisory
+/// locks (in their order: callers pass them sorted), then locks the stock rows of `keys` and
+/// reads the references' reservations. The advisory locks come first: the stock rows wait for
+/// them through a one-time condition on their count, and the reservations are read by a
+/// VOLATILE function (migration `reservations_after_locks`) that takes that count as an
+/// argument, so it runs after them, with a snapshot of its own that holds what the locks'
+/// previous holder committed. Existing reservations' lines take one more round trip (rare: a
+/// retry, a re-approval).
+async fn lock_for_reservations(
+    conn: &mut PgConnection,
+    references: &[(Uuid, &str)],
+    keys: &[(Uuid, StockKey)],
+) -> Result<(Locked, HashMap<(Uuid, String), Reservation>), DbError> {
+    let tenants: Vec<Uuid> = keys.iter().map(|(t, _)| *t).collect();
+    let skus: Vec<&str> = keys.iter().map(|(_, k)| k.sku.as_str()).collect();
+    let locations: Vec<&str> = keys.iter().map(|(_, k)| k.location.as_str()).collect();
+    let lock_tenants: Vec<Uuid> = references.iter().map(|(t, _)| *t).collect();
+    let lock_references: Vec<&str> = references.iter().map(|(_, r)| *r).collect();
+    // One row shape for both kinds: a stock row ('l': sku, location, levels, watch) or a
+    // reservation ('r': reference, status, created_at).
+    type Row =
+        (String, Uuid, String, String, Option<i64>, Option<i64>, Option<i64>, Option<bool>, Option<OffsetDateTime>);
+    let statement = format!(
         "WITH serialised AS MATERIALIZED (
              SELECT pg_advisory_xact_lock(hashtextextended(t::text || ':' || r, 0))
              FROM UNNEST($4::uuid[], $5::text[]) WITH ORDINALITY AS x(t, r, n) ORDER BY n
          )
-         SELECT s.tenant_id, s.sku, s.location, s.on_hand, s.reserved,
-                coalesce(s.low_stock_threshold,
-                    (SELECT st.default_low_stock_threshold FROM settings st WHERE st.tenant_id = s.tenant_id), 0),
-                s.low_stock_alerted
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, sku, location)
-         CROSS JOIN LATERAL (
-             SELECT * FROM stock_levels s
-             WHERE s.tenant_id = k.tenant_id AND s.sku = k.sku AND s.location = k.location
-             FOR UPDATE
-         ) s
-         WHERE (SELECT count(*) FROM serialised) >= 0",
-    )
-    .bind(&tenants)
-    .bind(&skus)
-    .bind(&locations)
-    .bind(&lock_tenants)
-    .bind(&lock_references)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(tenant, sku, location, on_hand, reserved, threshold, alerted)| {
-            ((tenant, StockKey { sku, location }), (Level { on_hand, reserved }, Watch { threshold, alerted }))
-        })
-        .collect())
+         SELECT 'l', l.tenant_id, l.sku, l.location, l.on_hand, l.reserved, l.threshold, l.low_stock_alerted,
+                NULL::timestamptz
+         FROM ({LOCK_LEVELS}) l
+         WHERE (SELECT count(*) FROM serialised) >= 0
+         UNION ALL
+         SELECT 'r', r.tenant_id, r.reference, r.status, NULL, NULL, NULL, NULL, r.created_at
+         FROM reservations_after_locks($4::uuid[], $5::text[], (SELECT count(*) FROM serialised)) r"
+    );
+    let rows: Vec<Row> = sqlx::query_as(&statement)
+        .bind(&tenants)
+        .bind(&skus)
+        .bind(&locations)
+        .bind(&lock_tenants)
+        .bind(&lock_references)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut levels = Vec::with_capacity(rows.len());
+    let mut headers = Vec::new();
+    for (kind, tenant, a, b, on_hand, reserved, threshold, alerted, created_at) in rows {
+        match (kind.as_str(), on_hand, reserved, threshold, alerted, created_at) {
+            ("l", Some(on_hand), Some(reserved), Some(threshold), Some(alerted), _) => {
+                levels.push((tenant, a, b, on_hand, reserved, threshold, alerted));
+            }
+            ("r", .., Some(created_at)) => headers.push((tenant, a, b, created_at)),
+            _ => return Err(DbError::Internal(format!("unexpected {kind} row locking a reservation batch"))),
+        }
+    }
+    Ok((locked_from(levels), with_lines(conn, headers).await?))
 }
 
 /// Applies (on_hand, reserved) deltas to rows locked by [`lock_levels`] (one delta per row; 0, 0
@@ -491,7 +546,7 @@ pub async fn change_reservation(
     };
     let mut keys: Vec<(Uuid, StockKey)> = reservation.lines.iter().map(|l| (tenant_id, l.key.clone())).collect();
     keys.sort();
-    let locked = lock_levels(conn, &[], &keys).await?;
+    let locked = lock_levels(conn, &keys).await?;
     let deltas: Vec<(Uuid, &StockKey, i64, i64)> = reservation
         .lines
         .iter()
@@ -619,7 +674,7 @@ pub async fn adjust(
         .await?;
     // The row lock comes before the idempotency check, so concurrent retries of one adjustment
     // queue here and the later ones find the key.
-    let locked = lock_levels(conn, &[], &[(tenant_id, key.clone())]).await?;
+    let locked = lock_levels(conn, &[(tenant_id, key.clone())]).await?;
     let Some((Level { on_hand, reserved }, _)) = locked.get(&(tenant_id, key.clone())).copied() else {
         return Err(AdjustError::UnknownSku);
     };
@@ -691,7 +746,7 @@ pub async fn recheck_default_threshold(
     let mut keys: Vec<(Uuid, StockKey)> =
         rows.into_iter().map(|(sku, location)| (tenant_id, StockKey { sku, location })).collect();
     keys.sort();
-    let locked = lock_levels(conn, &[], &keys).await?;
+    let locked = lock_levels(conn, &keys).await?;
     let deltas = keys.iter().map(|(tenant, key)| (*tenant, key, 0, 0)).collect();
     apply_deltas(conn, namespace, &locked, deltas, &[], &[]).await?;
     Ok(keys.len())
@@ -724,7 +779,7 @@ pub async fn set_threshold(
     .execute(&mut *conn)
     .await?;
     // No stock moves; the row is re-checked against its new threshold.
-    let locked = lock_levels(conn, &[], &[(tenant_id, key.clone())]).await?;
+    let locked = lock_levels(conn, &[(tenant_id, key.clone())]).await?;
     apply_deltas(conn, namespace, &locked, vec![(tenant_id, key, 0, 0)], &[], &[]).await?;
     levels(conn, tenant_id, std::slice::from_ref(&key.sku), &key.location).await?.pop().ok_or(AdjustError::UnknownSku)
 }

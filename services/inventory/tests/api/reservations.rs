@@ -5,7 +5,7 @@ use testkit::Role;
 use tokio::task::JoinSet;
 use tonic::Code;
 
-use crate::helpers::{Tenant, assert_status, pb, spawn_app};
+use crate::helpers::{PATIENCE, Tenant, assert_status, pb, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_reservations_against_ten_units_leave_exactly_ten() {
@@ -126,6 +126,59 @@ async fn twenty_concurrent_reserves_of_one_new_reference_hold_the_stock_once() {
         agent.release(&format!("draft:race-{round}:v1")).await.expect("release");
     }
     assert_eq!(agent.level("A").await.reserved, 0, "nothing outlives its reservation");
+}
+
+/// A reservation batch reads the references' reservations after their advisory locks are held,
+/// as whoever held them left them: a batch that waited while another transaction wrote the
+/// same reference answers with that reservation, instead of holding the stock again or failing
+/// on the duplicate. Without a fresh snapshot after the wait, it would not see that write.
+#[tokio::test]
+async fn a_reserve_that_waited_for_the_references_lock_sees_what_its_holder_committed() {
+    let app = spawn_app().await;
+    let tenant = Tenant::new();
+    app.seed(&tenant, &[("A", 10)]).await;
+    let agent = app.caller(&tenant, Role::Agent);
+
+    // Another writer of the same reference (as a concurrent batch would be): it holds the
+    // reference's lock and writes the reservation, and commits only once the Reserve waits.
+    let writer_pool = app.env.db.admin().await.expect("a connection of its own");
+    let mut writer = writer_pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0))")
+        .bind(tenant.id)
+        .bind("draft:waited:v1")
+        .execute(&mut *writer)
+        .await
+        .expect("lock");
+    sqlx::query(
+        "WITH r AS (INSERT INTO inventory.reservations (tenant_id, reference, status) VALUES ($1, $2, 'held'))
+         INSERT INTO inventory.reservation_items (tenant_id, reference, sku, location, quantity)
+         VALUES ($1, $2, 'A', 'default', 2)",
+    )
+    .bind(tenant.id)
+    .bind("draft:waited:v1")
+    .execute(&mut *writer)
+    .await
+    .expect("write the reservation");
+    sqlx::query("UPDATE inventory.stock_levels SET reserved = reserved + 2 WHERE tenant_id = $1 AND sku = 'A'")
+        .bind(tenant.id)
+        .execute(&mut *writer)
+        .await
+        .expect("hold");
+
+    let reserve = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.reserve("draft:waited:v1", &[("A", 2)]).await }
+    });
+    testkit::eventually("the Reserve waits for the reference's lock", PATIENCE, || async {
+        app.admin_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").await == 1
+    })
+    .await;
+    writer.commit().await.expect("commit");
+
+    let reservation = reserve.await.expect("task").expect("answered with the reservation written meanwhile");
+    assert_eq!(reservation.reference, "draft:waited:v1");
+    assert_eq!(agent.level("A").await.reserved, 2, "held once, by the writer");
+    assert_eq!(app.admin_scalar("SELECT count(*) FROM inventory.stock_ledger WHERE reason = 'reserve'").await, 0);
 }
 
 #[tokio::test]
