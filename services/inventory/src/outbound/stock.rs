@@ -298,6 +298,23 @@ async fn lock_levels(conn: &mut PgConnection, keys: &[(Uuid, StockKey)]) -> Resu
     Ok(locked_from(rows))
 }
 
+/// [`lock_for_reservations`]'s statement, composed once: it runs in every reservation batch.
+static LOCK_FOR_RESERVATIONS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH serialised AS MATERIALIZED (
+             SELECT pg_advisory_xact_lock(hashtextextended(t::text || ':' || r, 0))
+             FROM UNNEST($4::uuid[], $5::text[]) WITH ORDINALITY AS x(t, r, n) ORDER BY n
+         )
+         SELECT 'l', l.tenant_id, l.sku, l.location, l.on_hand, l.reserved, l.threshold, l.low_stock_alerted,
+                NULL::timestamptz
+         FROM ({LOCK_LEVELS}) l
+         WHERE (SELECT count(*) FROM serialised) >= 0
+         UNION ALL
+         SELECT 'r', r.tenant_id, r.reference, r.status, NULL, NULL, NULL, NULL, r.created_at
+         FROM reservations_after_locks($4::uuid[], $5::text[], (SELECT count(*) FROM serialised)) r"
+    )
+});
+
 /// A reservation batch's first statement: takes the references' transaction-scoped advisory
 /// locks (in their order: callers pass them sorted), then locks the stock rows of `keys` and
 /// reads the references' reservations. The advisory locks come first: the stock rows wait for
@@ -320,20 +337,7 @@ async fn lock_for_reservations(
     // reservation ('r': reference, status, created_at).
     type Row =
         (String, Uuid, String, String, Option<i64>, Option<i64>, Option<i64>, Option<bool>, Option<OffsetDateTime>);
-    let statement = format!(
-        "WITH serialised AS MATERIALIZED (
-             SELECT pg_advisory_xact_lock(hashtextextended(t::text || ':' || r, 0))
-             FROM UNNEST($4::uuid[], $5::text[]) WITH ORDINALITY AS x(t, r, n) ORDER BY n
-         )
-         SELECT 'l', l.tenant_id, l.sku, l.location, l.on_hand, l.reserved, l.threshold, l.low_stock_alerted,
-                NULL::timestamptz
-         FROM ({LOCK_LEVELS}) l
-         WHERE (SELECT count(*) FROM serialised) >= 0
-         UNION ALL
-         SELECT 'r', r.tenant_id, r.reference, r.status, NULL, NULL, NULL, NULL, r.created_at
-         FROM reservations_after_locks($4::uuid[], $5::text[], (SELECT count(*) FROM serialised)) r"
-    );
-    let rows: Vec<Row> = sqlx::query_as(&statement)
+    let rows: Vec<Row> = sqlx::query_as(LOCK_FOR_RESERVATIONS.as_str())
         .bind(&tenants)
         .bind(&skus)
         .bind(&locations)
