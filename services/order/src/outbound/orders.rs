@@ -588,12 +588,21 @@ pub async fn payments_of(conn: &mut PgConnection, order_id: Uuid) -> Result<Vec<
 /// Cancels orders left unpaid past their tenant's payment window (draft orders only: TikTok
 /// Shop owns its payments). Returns how many were cancelled.
 pub async fn cancel_unpaid(conn: &mut PgConnection, namespace: &Namespace, limit: i64) -> Result<usize, DbError> {
+    // From the tenants that have a window to each one's oldest unpaid orders (`orders_unpaid`):
+    // the work follows the tenants that use the feature, never every unpaid order of all of them.
+    // The status is checked again on the locked row: a payment may have landed in between.
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM orders o
-         WHERE o.status = 'pending_payment' AND o.source = 'draft'
-           AND EXISTS (SELECT 1 FROM settings s WHERE s.tenant_id = o.tenant_id AND s.payment_window_minutes > 0
-                       AND o.created_at < now() - make_interval(mins => s.payment_window_minutes::int))
-         ORDER BY o.created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+         WHERE o.id IN (SELECT due.id FROM settings s
+                        CROSS JOIN LATERAL (
+                            SELECT u.id FROM orders u
+                            WHERE u.tenant_id = s.tenant_id AND u.status = 'pending_payment' AND u.source = 'draft'
+                              AND u.created_at < now() - make_interval(mins => s.payment_window_minutes::int)
+                            ORDER BY u.created_at LIMIT $1) due
+                        WHERE s.payment_window_minutes > 0
+                        LIMIT $1)
+           AND o.status = 'pending_payment'
+         ORDER BY o.created_at FOR UPDATE SKIP LOCKED"
     ))
     .bind(limit)
     .fetch_all(&mut *conn)
