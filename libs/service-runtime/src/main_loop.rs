@@ -22,8 +22,13 @@ where
     failpoints::init_from_env();
     let env = settings::Env::from_process()?;
     let config = C::from_env(&env)?;
-    let telemetry = telemetry::init(identity.name, config.common().log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The OTLP exporter's gRPC channel spawns its connection onto the runtime it is built in: built
+    // outside one, a service with an endpoint configured panicked at start-up.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        telemetry::init(identity.name, config.common().log_format)?
+    };
     let result = runtime.block_on(async move {
         let token = crate::install_signal_handler();
         let app = build(config, token).await?;

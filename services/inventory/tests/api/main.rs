@@ -12,4 +12,5 @@ mod reservations;
 mod reserve_many;
 mod roles;
 mod search;
+mod telemetry;
 mod tenant_isolation;
