@@ -259,3 +259,20 @@ async fn postgres_down_answers_503_and_the_retry_after_it_returns_is_accepted_on
     app.wait_published("ingest", 1).await;
     assert_eq!(app.admin_scalar("SELECT count(*) FROM ingest.webhook_dedupe").await, 1);
 }
+
+#[tokio::test]
+async fn a_webhooks_events_carry_the_requests_trace_context() {
+    // The webhook's span is the parent of everything downstream: the draft consumer continues it.
+    let (app, _tenant) = app_with_whatsapp_channel().await;
+    let response = app.post_meta("whatsapp", &fixture("whatsapp_text.json")).await;
+    assert_eq!(response.status(), 200);
+    app.wait_published("ingest", 1).await;
+
+    let (_, envelope) = app.stream_payloads("ingest").await.remove(0);
+    let traceparent = envelope["trace"]["traceparent"].as_str().expect("the envelope's trace has a traceparent");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "W3C traceparent: {traceparent}");
+    assert_ne!(parts[1], "0".repeat(32), "a real trace id");
+    let headers = app.stream_headers("ingest").await.remove(0);
+    assert_eq!(headers.get("traceparent").map(String::as_str), Some(traceparent), "also sent as a NATS header");
+}
