@@ -131,10 +131,24 @@ async fn machine_header(options: &Options) {
             )
             .fetch_all(&pool)
             .await;
+            // Leftover test databases are not idle for Postgres: the autovacuum launcher divides
+            // its naptime among all databases and starts a worker in each in turn.
+            let others: Result<i64, _> = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')",
+            )
+            .fetch_one(&pool)
+            .await;
             pool.close().await;
-            settings
+            let settings = settings
                 .map(|s| s.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
-                .unwrap_or_else(|e| format!("unreadable: {e}"))
+                .unwrap_or_else(|e| format!("unreadable: {e}"));
+            match others {
+                Ok(0) | Err(_) => settings,
+                Ok(n) => format!(
+                    "{settings}; {n} other database(s) in the cluster, which autovacuum visits in turn: \
+                     drop leftover test databases for comparable figures (README, Benchmarks)"
+                ),
+            }
         }
         Err(err) => format!("unreachable: {err}"),
     };
