@@ -64,8 +64,9 @@ drop_leftover_test_databases() {
   if ((dropped)); then say "dropped $dropped leftover test database(s)"; fi
 }
 
-# Per-test JetStream streams that earlier runs left: cargo tests use a namespace `t<12 hex>`
-# (streams T<12 HEX>_INGEST ... T<12 HEX>_DLQ), the python suite `e2e<16 hex>` (E2E..._*). A test
+# Per-test JetStream streams that earlier runs left: cargo tests use a namespace `t<16 hex>` (8 of
+# them the run's tag; 12 before the tag was widened), streams T<16 HEX>_INGEST ... T<16 HEX>_DLQ,
+# the python suite `e2e<16 hex>` (E2E..._*). A test
 # deletes nothing when it fails or is killed, and thousands of idle streams slow every JetStream
 # call down. A namespace goes as a whole, and only when it is surely abandoned: created more than
 # 10 minutes ago (no single test runs that long), or more than 2 minutes ago with no message in
@@ -82,7 +83,7 @@ from datetime import datetime, timezone
 
 import nats
 
-NAME = re.compile(r"^(T[0-9A-F]{12}|E2E[0-9A-F]{16})_[A-Z]+$")
+NAME = re.compile(r"^(T[0-9A-F]{16}|T[0-9A-F]{12}|E2E[0-9A-F]{16})_[A-Z]+$")
 OLD_S, IDLE_S = 600, 120
 RUN = ("T" + sys.argv[2].upper()) if len(sys.argv) > 2 and sys.argv[2] else None
 
@@ -247,7 +248,7 @@ for arg in "$@"; do
 done
 # The run's tag prefixes every test database and namespace name (libs/testkit), so that the run's
 # leftovers can be removed when it ends.
-ORDERFLOW_TEST_RUN="$(printf '%04x' $((RANDOM * 2 + RANDOM % 2)))"
+ORDERFLOW_TEST_RUN="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 export ORDERFLOW_TEST_RUN
 TESTS_STARTED=1
 say "running cargo test${scope[*]:+ ${scope[*]}}${*:+ $*}"

@@ -37,14 +37,15 @@ pub fn namespace() -> String {
     format!("t{}{}", run_tag(), &Uuid::new_v4().simple().to_string()[..8])
 }
 
-/// The first 4 hex digits of every test database and namespace name: `ORDERFLOW_TEST_RUN`, which
+/// The first 8 hex digits of every test database and namespace name: `ORDERFLOW_TEST_RUN`, which
 /// `deploy/local/test.sh` sets so that it can remove what its run created once the run ends
-/// (tests leave their databases and streams behind); random when unset or malformed.
+/// (tests leave their databases and streams behind); random when unset or malformed. Eight, not
+/// four: two runs on one machine that drew the same tag would remove each other's databases.
 fn run_tag() -> String {
     std::env::var("ORDERFLOW_TEST_RUN")
         .ok()
-        .filter(|tag| tag.len() == 4 && tag.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .unwrap_or_else(|| Uuid::new_v4().simple().to_string()[..4].to_string())
+        .filter(|tag| tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .unwrap_or_else(|| Uuid::new_v4().simple().to_string()[..8].to_string())
 }
 
 /// Quiet test logs unless `ORDERFLOW_TEST_LOG` is set to a filter.
