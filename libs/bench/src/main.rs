@@ -159,6 +159,7 @@ async fn machine_header(options: &Options) {
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     println!("  Postgres: {postgres}");
+    println!("  kernel writeback: {}", kernel_writeback());
     println!("  webhook client: {}", options.client.describe());
     println!(
         "  tracing: {}",
@@ -169,6 +170,28 @@ async fn machine_header(options: &Options) {
              OpenTelemetry spans only when OTEL_EXPORTER_OTLP_ENDPOINT is set, as in production)"
         }
     );
+}
+
+/// How much dirty page cache Linux lets build up before it starts writing back. With the default
+/// ratio (10% of memory) nothing is written until pages are 30 s old, and then a table file's
+/// pages go out at once: bursts of up to 127 MB that held every WAL flush queued behind them on
+/// the development machine's disk (README, Benchmarks).
+fn kernel_writeback() -> String {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/vm/{name}")).map(|v| v.trim().to_string());
+    let expire = read("dirty_expire_centisecs").unwrap_or_else(|_| "?".into());
+    match (read("dirty_background_bytes"), read("dirty_background_ratio")) {
+        (Ok(bytes), _) if bytes != "0" => {
+            let mib = bytes.parse::<u64>().unwrap_or(0) / (1024 * 1024);
+            let mode = if mib <= 64 { "written back steadily" } else { "large enough for bursts that stall commits" };
+            format!("vm.dirty_background_bytes={bytes} ({mib} MiB), vm.dirty_expire_centisecs={expire}: {mode}")
+        }
+        (Ok(_), Ok(ratio)) => format!(
+            "vm.dirty_background_ratio={ratio}%, vm.dirty_expire_centisecs={expire}: dirty pages wait until \
+             they expire and go out in bursts that stall commits; set vm.dirty_background_bytes as on a \
+             database host (RUNBOOK, Slow writes)"
+        ),
+        _ => "unknown (no /proc/sys/vm)".to_string(),
+    }
 }
 
 #[tokio::main]
