@@ -177,15 +177,25 @@ async fn machine_header(options: &Options) {
 /// pages go out at once: bursts of up to 127 MB that held every WAL flush queued behind them on
 /// the development machine's disk (README, Benchmarks).
 fn kernel_writeback() -> String {
-    let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/vm/{name}")).map(|v| v.trim().to_string());
-    let expire = read("dirty_expire_centisecs").unwrap_or_else(|_| "?".into());
-    match (read("dirty_background_bytes"), read("dirty_background_ratio")) {
-        (Ok(bytes), _) if bytes != "0" => {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/vm/{name}")).ok();
+    describe_writeback(
+        read("dirty_background_bytes").as_deref(),
+        read("dirty_background_ratio").as_deref(),
+        read("dirty_expire_centisecs").as_deref(),
+    )
+}
+
+/// [`kernel_writeback`]'s line from the three `/proc/sys/vm` values (None: unreadable). A non-zero
+/// `dirty_background_bytes` overrides the ratio, as in the kernel.
+fn describe_writeback(bytes: Option<&str>, ratio: Option<&str>, expire: Option<&str>) -> String {
+    let expire = expire.map_or("?", str::trim);
+    match (bytes.map(str::trim), ratio.map(str::trim)) {
+        (Some(bytes), _) if bytes != "0" => {
             let mib = bytes.parse::<u64>().unwrap_or(0) / (1024 * 1024);
             let mode = if mib <= 64 { "written back steadily" } else { "large enough for bursts that stall commits" };
             format!("vm.dirty_background_bytes={bytes} ({mib} MiB), vm.dirty_expire_centisecs={expire}: {mode}")
         }
-        (Ok(_), Ok(ratio)) => format!(
+        (Some(_), Some(ratio)) => format!(
             "vm.dirty_background_ratio={ratio}%, vm.dirty_expire_centisecs={expire}: dirty pages wait until \
              they expire and go out in bursts that stall commits; set vm.dirty_background_bytes as on a \
              database host (RUNBOOK, Slow writes)"
@@ -263,4 +273,37 @@ async fn main() -> std::process::ExitCode {
         }
     }
     if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_writeback;
+
+    #[test]
+    fn a_small_byte_cap_is_steady_writeback() {
+        let line = describe_writeback(Some("16777216\n"), Some("0\n"), Some("3000\n"));
+        assert_eq!(
+            line,
+            "vm.dirty_background_bytes=16777216 (16 MiB), vm.dirty_expire_centisecs=3000: written back steadily"
+        );
+    }
+
+    #[test]
+    fn a_large_byte_cap_still_warns_of_bursts() {
+        let line = describe_writeback(Some("2147483648"), Some("0"), Some("3000"));
+        assert!(line.starts_with("vm.dirty_background_bytes=2147483648 (2048 MiB)"), "{line}");
+        assert!(line.ends_with("large enough for bursts that stall commits"), "{line}");
+    }
+
+    #[test]
+    fn the_default_ratio_points_to_the_runbook() {
+        let line = describe_writeback(Some("0"), Some("10"), Some("3000"));
+        assert!(line.starts_with("vm.dirty_background_ratio=10%, vm.dirty_expire_centisecs=3000:"), "{line}");
+        assert!(line.contains("set vm.dirty_background_bytes") && line.contains("RUNBOOK"), "{line}");
+    }
+
+    #[test]
+    fn no_proc_sys_vm_says_unknown() {
+        assert_eq!(describe_writeback(None, None, None), "unknown (no /proc/sys/vm)");
+    }
 }
